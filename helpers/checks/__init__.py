@@ -1,0 +1,1 @@
+"""Instant checks for learners: one module per lesson (``helpers.checks.lesson01`` ...)."""

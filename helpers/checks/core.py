@@ -1,0 +1,285 @@
+"""The machinery behind every instant check: outcomes, tensor-aware messages, staged hints.
+
+An :class:`Exercise` is judged in two places that must never disagree: the learner's
+instant check (``ex.check(answer)``, which shows a result) and the graded test cell
+(``ex.grade(answer)``, which raises ``AssertionError`` with the same message). Both run
+the same judge on the same visible cases; the graded cell adds hidden cases of its own.
+
+Introduced in lesson 01.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import torch
+
+
+class Outcome(str, Enum):
+    """What a check concluded about an answer."""
+
+    CORRECT = "correct"
+    INCORRECT = "incorrect"
+    NOT_ATTEMPTED = "not attempted"
+
+
+class Mismatch(Exception):
+    """Raised by a judge when the answer is wrong; the text is shown to the learner."""
+
+
+class NotAttempted(Exception):
+    """Raised when the answer is still the untouched stub."""
+
+
+_STYLE = {
+    Outcome.CORRECT: ("✅", "#1b7837", "#e7f4e4"),
+    Outcome.INCORRECT: ("❌", "#b2182b", "#fbe9e7"),
+    Outcome.NOT_ATTEMPTED: ("✏️", "#8c510a", "#fdf3e1"),
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    """The verdict of one check: shown as a coloured box in Jupyter, as text elsewhere."""
+
+    title: str
+    outcome: Outcome
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.outcome is Outcome.CORRECT
+
+    def __str__(self) -> str:
+        icon = _STYLE[self.outcome][0]
+        return f"{icon} {self.title}: {self.outcome.value}. {self.message}".rstrip()
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        icon, fg, bg = _STYLE[self.outcome]
+        return (
+            f'<div style="border-left:4px solid {fg};background:{bg};padding:6px 10px;'
+            f'color:#222">{icon} <b>{html.escape(self.title)}</b>: '
+            f"<b style='color:{fg}'>{self.outcome.value}</b>. {html.escape(self.message)}</div>"
+        )
+
+
+@dataclass(frozen=True)
+class Hint:
+    """One staged hint, displayed like a :class:`Result`."""
+
+    title: str
+    level: int
+    total: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"💡 {self.title}, hint {self.level} of {self.total}: {self.text}"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return (
+            '<div style="border-left:4px solid #2166ac;background:#eaf1fb;padding:6px 10px;'
+            f'color:#222">💡 <b>{html.escape(self.title)}</b>, hint {self.level} of '
+            f"{self.total}: {html.escape(self.text)}</div>"
+        )
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def describe(value: Any) -> str:
+    """A short, learner-friendly name for the type of ``value`` ("a numpy array", "None")."""
+    if value is None:
+        return "None"
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    module = type(value).__module__.split(".")[0]
+    if module == "numpy":
+        return "a numpy array" if hasattr(value, "shape") else f"a numpy {type(value).__name__}"
+    return f"a {type(value).__name__}"
+
+
+def expect_tensor(got: Any, *, name: str = "your result") -> torch.Tensor:
+    """Fail with a message unless ``got`` is a tensor; say how to get one."""
+    if isinstance(got, torch.Tensor):
+        return got
+    advice = {
+        "None": "did you forget `return`?",
+        "a numpy array": "convert it with torch.from_numpy(...) or stay in torch throughout",
+        "a list": "build a tensor with torch.tensor(...) or torch.stack(...)",
+        "a tuple": "return a single tensor, not a tuple",
+        "a float": "keep the result a tensor (don't call .item())",
+        "a int": "keep the result a tensor (don't call .item())",
+    }.get(describe(got), "return a torch.Tensor")
+    raise Mismatch(f"{name} should be a torch.Tensor, got {describe(got)}: {advice}.")
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    """``(64, 784)`` for a shape, as PyTorch users write it."""
+    dims = tuple(int(d) for d in shape)
+    return "(" + ", ".join(map(str, dims)) + ("," if len(dims) == 1 else "") + ")"
+
+
+def expect_shape(got: torch.Tensor, shape: Sequence[int], *, name: str = "your result",
+                 advice: Callable[[tuple, tuple], str | None] | None = None) -> None:
+    """Fail unless ``got.shape == shape``; ``advice(got, expected)`` may explain the mistake."""
+    want, have = tuple(shape), tuple(got.shape)
+    if have == want:
+        return
+    extra = advice(have, want) if advice else None
+    msg = f"expected {name} to have shape {shape_text(want)}, got {shape_text(have)}"
+    raise Mismatch(msg + (f": {extra}" if extra else "."))
+
+
+def expect_dtype(got: torch.Tensor, dtype: torch.dtype, *, name: str = "your result",
+                 advice: str | None = None) -> None:
+    """Fail unless ``got.dtype == dtype``."""
+    if got.dtype == dtype:
+        return
+    msg = f"expected {name} to have dtype {dtype}, got {got.dtype}"
+    raise Mismatch(msg + (f": {advice}" if advice else "."))
+
+
+def values_close(got: torch.Tensor, expected: torch.Tensor, *, rtol: float = 1e-4,
+                 atol: float = 1e-5) -> bool:
+    """True when the values agree within tolerance (shapes must already match)."""
+    got = got.detach().to("cpu", torch.float64)
+    expected = expected.detach().to("cpu", torch.float64)
+    return bool(torch.allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True))
+
+
+def expect_close(got: torch.Tensor, expected: torch.Tensor, *, name: str = "your result",
+                 rtol: float = 1e-4, atol: float = 1e-5, advice: str | None = None) -> None:
+    """Fail unless the values match; report how many differ, never the expected values."""
+    if values_close(got, expected, rtol=rtol, atol=atol):
+        return
+    g = got.detach().to("cpu", torch.float64)
+    e = expected.detach().to("cpu", torch.float64)
+    bad = ~torch.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
+    msg = f"{name} has the right shape and dtype but wrong values: {int(bad.sum())} of {bad.numel()} elements differ"
+    raise Mismatch(msg + (f"; {advice}" if advice else "."))
+
+
+def expect_tensor_like(got: Any, expected: torch.Tensor, *, name: str = "your result",
+                       shape_advice: Callable[[tuple, tuple], str | None] | None = None,
+                       dtype_advice: str | None = None, value_advice: str | None = None,
+                       rtol: float = 1e-4, atol: float = 1e-5) -> torch.Tensor:
+    """Type, then shape, then dtype, then values: the order every check reports in."""
+    got = expect_tensor(got, name=name)
+    expect_shape(got, expected.shape, name=name, advice=shape_advice)
+    expect_dtype(got, expected.dtype, name=name, advice=dtype_advice)
+    expect_close(got, expected, name=name, rtol=rtol, atol=atol, advice=value_advice)
+    return got
+
+
+def call_answer(fn: Callable, *args: Any, name: str,
+                explain: Callable[[str], str | None] | None = None) -> Any:
+    """Call the learner's function on copies of ``args``; turn its failures into messages.
+
+    Args:
+        explain: maps the error's text to advice about the likely mistake, or None.
+    """
+    copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+    try:
+        return fn(*copies)
+    except NotImplementedError as err:
+        raise NotAttempted() from err
+    except Exception as err:  # the learner's code failed: explain, don't crash the check
+        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        msg = f"calling {name}(...) raised {type(err).__name__}: {text}"
+        extra = explain(f"{type(err).__name__}: {err}") if explain else None
+        raise Mismatch(f"{msg}. {extra}" if extra else msg) from None
+
+
+# --------------------------------------------------------------------------- exercises
+
+
+_NOT_ATTEMPTED_MSG = (
+    "Replace `raise NotImplementedError()` in the answer cell with your code, run that cell, "
+    "then run this check again."
+)
+
+
+class Exercise:
+    """One auto-graded exercise: visible cases, a judge, staged hints and its points.
+
+    Args:
+        number: the exercise's number in its lesson ("Exercise 3").
+        answer_name: the name the learner defines (a function), used in messages.
+        points: the points its graded test cell is worth (kept equal to nbgrader's).
+        judge: ``judge(answer, case)`` raises :class:`Mismatch` or :class:`NotAttempted`.
+        cases: a function returning the visible cases (built lazily, not on import).
+        hints: the staged hints, most general first.
+    """
+
+    def __init__(self, number: int, answer_name: str, *, points: int,
+                 judge: Callable[[Callable, Any], None],
+                 cases: Callable[[], Iterable[Any]], hints: Sequence[str]):
+        if not hints:
+            raise ValueError("every exercise needs at least one hint")
+        self.number = number
+        self.answer_name = answer_name
+        self.points = points
+        self.title = f"Exercise {number} ({answer_name})"
+        self._judge = judge
+        self._cases = cases
+        self._hints = tuple(hints)
+        self._hints_shown = 0
+
+    def __repr__(self) -> str:
+        return f"<{self.title}, {self.points} points: .check({self.answer_name}), .hint(1)>"
+
+    def _require_callable(self, answer: Any) -> None:
+        if callable(answer):
+            return
+        raise TypeError(
+            f"{self.title}: check() takes your function {self.answer_name} itself, but got "
+            f"{describe(answer)}. Write check({self.answer_name}) without the parentheses "
+            f"after {self.answer_name}."
+        )
+
+    def _run(self, answer: Callable, cases: Iterable[Any]) -> Result:
+        self._require_callable(answer)
+        ran = 0
+        try:
+            for case in cases:
+                self._judge(answer, case)
+                ran += 1
+        except NotAttempted:
+            return Result(self.title, Outcome.NOT_ATTEMPTED, _NOT_ATTEMPTED_MSG)
+        except Mismatch as err:
+            return Result(self.title, Outcome.INCORRECT, str(err))
+        if ran == 0:  # a check that checked nothing must never pass
+            raise RuntimeError(f"{self.title}: no test case ran; this is a bug in the course")
+        return Result(self.title, Outcome.CORRECT, "Well done.")
+
+    def check(self, answer: Callable) -> Result:
+        """The learner's instant check on the visible cases; the result displays itself."""
+        return self._run(answer, self._cases())
+
+    def grade(self, answer: Callable, cases: Iterable[Any] | None = None) -> None:
+        """For graded test cells: silent when correct, ``AssertionError`` otherwise.
+
+        Args:
+            answer: the learner's function.
+            cases: hidden cases to judge instead of the visible ones.
+        """
+        result = self._run(answer, self._cases() if cases is None else cases)
+        if not result:
+            raise AssertionError(str(result))
+
+    def hint(self, level: int | None = None) -> Hint:
+        """Hint ``level`` (1 is the most general); with no level, the next one not yet shown."""
+        total = len(self._hints)
+        if level is None:
+            level = min(self._hints_shown + 1, total)
+        if not isinstance(level, int) or not 1 <= level <= total:
+            raise ValueError(f"{self.title} has hints 1 to {total}; ask for hint(1) first.")
+        self._hints_shown = max(self._hints_shown, level)
+        return Hint(self.title, level, total, self._hints[level - 1])

@@ -1,0 +1,336 @@
+"""Instant checks for lesson 01, tensors and autograd.
+
+Each exercise's judge compares the learner's function with PyTorch's own answer on
+the same inputs, and recognises the usual mistakes so it can name them.
+
+Introduced in lesson 01.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from helpers.checks.core import (
+    Exercise,
+    Mismatch,
+    call_answer,
+    expect_dtype,
+    expect_shape,
+    expect_tensor,
+    expect_tensor_like,
+    values_close,
+)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# --------------------------------------------------------------- 1: dtype and scale
+
+
+def _judge_pixels(fn, images):
+    got = expect_tensor(call_answer(fn, images, name="to_float_pixels"))
+    expect_shape(got, images.shape, advice=lambda *_: "keep every pixel where it is.")
+    expect_dtype(got, torch.float32, advice={
+        torch.uint8: "integer tensors stay integers; convert with .float() before dividing "
+                     "(uint8 // 255 rounds every pixel down to 0 or 1).",
+        torch.float64: "PyTorch layers expect float32; .double() or numpy division gives float64.",
+    }.get(got.dtype, "convert with .float() or .to(torch.float32)."))
+    back = got.double() * 255
+    if values_close(back, images.double(), atol=1e-3):
+        return
+    if values_close(got.double(), images.double()):
+        raise Mismatch("the values still go up to 255: divide by 255 so pixels lie in [0, 1].")
+    if values_close(got.double() * 256, images.double(), atol=1e-3):
+        raise Mismatch("the values are slightly too small: the largest uint8 value is 255, not 256.")
+    raise Mismatch("the values are wrong: pixel 0 should become 0.0 and pixel 255 should become 1.0.")
+
+
+def _cases_pixels():
+    images = torch.randint(0, 256, (4, 28, 28), generator=_gen(1), dtype=torch.uint8)
+    images[0, 0, 0], images[0, 0, 1] = 0, 255
+    return [images]
+
+
+ex1 = Exercise(
+    1, "to_float_pixels", points=1, judge=_judge_pixels, cases=_cases_pixels,
+    hints=[
+        "Two things must change: the dtype (uint8 to float32) and the range (0..255 to 0..1).",
+        "Convert first, then scale: `images.float()` gives float32; dividing by the "
+        "largest uint8 value maps 255 to 1.0.",
+    ],
+)
+
+
+# --------------------------------------------------------------- 2: broadcasting
+
+
+def _judge_standardize(fn, x):
+    expected = (x - x.mean(dim=0)) / x.std(dim=0)
+    got = call_answer(fn, x, name="standardize_features", explain=_standardize_error)
+    expect_tensor_like(got, expected, value_advice=_standardize_advice(got, x),
+                       shape_advice=lambda have, want: "the result must have the same shape as x: "
+                       "a statistic of the wrong dimension was broadcast against it; reduce over dim=0.")
+
+
+def _standardize_error(message: str) -> str | None:
+    if "must match the size" in message:
+        return ("A statistic over dim=1 has one value per row and cannot broadcast against the "
+                "columns: reduce over dim=0, one mean and std per feature.")
+    return None
+
+
+def _standardize_advice(got, x):
+    if not isinstance(got, torch.Tensor) or got.shape != x.shape:
+        return None
+    rows = (x - x.mean(dim=1, keepdim=True)) / x.std(dim=1, keepdim=True)
+    if values_close(got, rows):
+        return "you standardised each row (one sample); standardise each column (one feature): reduce over dim=0."
+    if values_close(got, (x - x.mean()) / x.std()):
+        return "you used one mean and one std for the whole tensor; compute them per column with dim=0."
+    if values_close(got, (x - x.mean(dim=0)) / x.std(dim=0, correction=0)):
+        return "you used the biased std (correction=0); use torch's default x.std(dim=0)."
+    if values_close(got, x - x.mean(dim=0)):
+        return "you subtracted the mean but did not divide by the standard deviation."
+    return "each column of the result should have mean 0 and standard deviation 1."
+
+
+def _cases_standardize():
+    return [torch.randn(6, 3, generator=_gen(2)) * 5 + 2]
+
+
+ex2 = Exercise(
+    2, "standardize_features", points=2, judge=_judge_standardize, cases=_cases_standardize,
+    hints=[
+        "Rows are samples, columns are features: each column needs its own mean and std.",
+        "`x.mean(dim=0)` has shape (n_features,); broadcasting stretches it over every row.",
+    ],
+)
+
+
+# --------------------------------------------------------------- 3: matrix multiplication
+
+
+def _judge_linear(fn, case):
+    x, weight, bias = case
+    expected = F.linear(x, weight, bias)
+    got = call_answer(fn, x, weight, bias, name="linear_forward", explain=_linear_error)
+    advice = None
+    if isinstance(got, torch.Tensor) and got.shape == expected.shape:
+        if values_close(got, x @ weight.T):
+            advice = "you forgot to add the bias."
+        elif weight.shape[0] == weight.shape[1] and values_close(got, x @ weight + bias):
+            advice = ("you multiplied by weight, not its transpose: nn.Linear stores weight "
+                      "as (out_features, in_features).")
+    expect_tensor_like(got, expected, value_advice=advice,
+                       shape_advice=lambda have, want: "the output has one row per sample and "
+                       "one column per output feature (x is (batch, in), weight is (out, in)).")
+
+
+def _linear_error(message: str) -> str | None:
+    if "cannot be multiplied" in message:
+        return ("x @ weight fails because nn.Linear stores weight as (out_features, in_features): "
+                "multiply by its transpose.")
+    if "must match the size" in message:
+        return "`*` multiplies element by element; use `@` for matrix multiplication."
+    return None
+
+
+def _cases_linear():
+    g = _gen(3)
+    return [(torch.randn(4, 3, generator=g), torch.randn(2, 3, generator=g), torch.randn(2, generator=g))]
+
+
+ex3 = Exercise(
+    3, "linear_forward", points=2, judge=_judge_linear, cases=_cases_linear,
+    hints=[
+        "Shapes first: x is (batch, in_features), weight is (out_features, in_features), "
+        "the answer is (batch, out_features).",
+        "`x @ weight.T` has shape (batch, out_features); the bias of shape (out_features,) "
+        "broadcasts over the batch.",
+    ],
+)
+
+
+# --------------------------------------------------------------- 4: flatten
+
+
+def _flatten_advice(images):
+    n = images.shape[0]
+    per_image = images[0].numel()
+
+    def advice(have, want):
+        if have == (images.numel(),):
+            return ("you flattened the whole batch into one vector: keep dimension 0 (the batch) "
+                    "and flatten the rest, e.g. with start_dim=1.")
+        if have == (per_image,) and n == 1:
+            return "the batch dimension disappeared for a batch of one image: avoid squeeze()."
+        if len(have) == 2 and have[1] == 784 and per_image != 784:
+            return (f"you hard-coded 784 (28*28) but each image here has {per_image} values: "
+                    "let PyTorch work out the feature size.")
+        if have == (per_image, n):
+            return "rows must be images: the batch dimension comes first."
+        if len(have) > 2 and have[0] == n:
+            return "flatten each image: every dimension after the batch must become one."
+        return "one row per image, one column per pixel value."
+    return advice
+
+
+def _judge_flatten(fn, images):
+    expected = torch.stack([img.flatten() for img in images])
+    got = call_answer(fn, images, name="flatten_images", explain=_flatten_error)
+    expect_tensor_like(got, expected, shape_advice=_flatten_advice(images),
+                       value_advice="each row must hold one image's pixels in their original order.")
+
+
+def _flatten_error(message: str) -> str | None:
+    if "view" in message and "stride" in message:
+        return ("view() needs a tensor that is contiguous in memory (not one made by permute or "
+                "transpose): use reshape() or flatten(), which copy when they must.")
+    return None
+
+
+def _cases_flatten():
+    return [torch.rand(8, 1, 28, 28, generator=_gen(4))]
+
+
+ex4 = Exercise(
+    4, "flatten_images", points=2, judge=_judge_flatten, cases=_cases_flatten,
+    hints=[
+        "The batch dimension (dimension 0) must stay; all the others become one.",
+        "`images.flatten(start_dim=1)` or `images.reshape(len(images), -1)`: -1 asks PyTorch "
+        "to compute the size, so it works for any image shape.",
+    ],
+)
+
+
+# --------------------------------------------------------------- 5: gradient by hand
+
+
+def _autograd_grads(x, y, w, b):
+    w = w.detach().clone().requires_grad_(True)
+    b = b.detach().clone().requires_grad_(True)
+    ((w * x + b) - y).pow(2).sum().backward()
+    return w.grad, b.grad
+
+
+def _judge_grads(fn, case):
+    x, y, w, b = case
+    dw, db = _autograd_grads(x, y, w, b)
+    got = call_answer(fn, x, y, w, b, name="mse_grads")
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise Mismatch(f"mse_grads should return two tensors (dL/dw, dL/db), got "
+                       f"{type(got).__name__}{'' if not hasattr(got, '__len__') else f' of length {len(got)}'}.")
+    gw, gb = (expect_tensor(g, name=n) for g, n in zip(got, ("dL/dw", "dL/db"), strict=True))
+    for g, name in ((gw, "dL/dw"), (gb, "dL/db")):
+        if g.numel() == x.numel() and x.numel() > 1:
+            raise Mismatch(f"{name} has one value per point: sum them into a single number.")
+        expect_shape(g, (), name=name, advice=lambda *_: "a gradient of a scalar parameter is a scalar.")
+    if values_close(gw, dw) and values_close(gb, db):
+        return
+    raise Mismatch(_grads_advice(gw, gb, dw, db, len(x)))
+
+
+def _grads_advice(gw, gb, dw, db, n):
+    pairs = {
+        "exactly half the right gradient: the derivative of u² is 2u.": (dw / 2, db / 2),
+        "the sign is flipped: d/dw of (pred - y)² is +2·(pred - y)·x.": (-dw, -db),
+        "you averaged over the points, but this loss is a sum (.sum(), not .mean()).": (dw / n, db / n),
+        "you returned (dL/db, dL/dw): return the gradient for w first.": (db, dw),
+    }
+    for text, (ew, eb) in pairs.items():
+        if values_close(gw, ew) and values_close(gb, eb):
+            return text
+    which = "dL/dw" if not values_close(gw, dw) else "dL/db"
+    return f"{which} is wrong: differentiate (w·x + b - y)² with respect to that parameter and sum over the points."
+
+
+def _cases_grads():
+    g = _gen(5)
+    x = torch.linspace(-1, 1, 7)
+    y = 3 * x - 1 + 0.1 * torch.randn(7, generator=g)
+    return [(x, y, torch.tensor(0.5), torch.tensor(0.2))]
+
+
+ex5 = Exercise(
+    5, "mse_grads", points=3, judge=_judge_grads, cases=_cases_grads,
+    hints=[
+        "Write pred = w * x + b and r = pred - y. The loss is the sum of r². Use the chain rule.",
+        "dL/dw = sum of 2·r·x and dL/db = sum of 2·r: return both as 0-dimensional tensors.",
+    ],
+)
+
+
+# --------------------------------------------------------------- 6: autograd descent
+
+
+def _sgd_reference(x, y, lr, steps, *, zero_grad=True):
+    w = torch.zeros((), requires_grad=True)
+    b = torch.zeros((), requires_grad=True)
+    opt = torch.optim.SGD([w, b], lr=lr)
+    for _ in range(steps):
+        if zero_grad:
+            opt.zero_grad()
+        ((w * x + b) - y).pow(2).sum().backward()
+        opt.step()
+    return w.detach(), b.detach()
+
+
+def _judge_fit(fn, case):
+    x, y, lr, steps = case
+    got = call_answer(fn, x, y, lr, steps, name="fit_line", explain=_fit_error)
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise Mismatch("fit_line should return two tensors (w, b).")
+    gw, gb = (expect_tensor(t, name=n).detach() for t, n in zip(got, ("w", "b"), strict=True))
+    for t, name in ((gw, "w"), (gb, "b")):
+        expect_shape(t, (), name=name, advice=lambda *_: "w and b are single numbers (0-dimensional tensors).")
+    ew, eb = _sgd_reference(x, y, lr, steps)
+    if values_close(gw, ew, rtol=1e-3, atol=1e-4) and values_close(gb, eb, rtol=1e-3, atol=1e-4):
+        return
+    raise Mismatch(_fit_advice(gw, gb, x, y, lr, steps))
+
+
+def _fit_error(message: str) -> str | None:
+    if "leaf Variable that requires grad" in message:
+        return "Update the parameters inside `with torch.no_grad():`."
+    if "NoneType" in message:
+        return ("A .grad was None: `w = w - lr * w.grad` makes a new tensor that is not a leaf; "
+                "update in place (w -= lr * w.grad) inside `with torch.no_grad():`.")
+    if "backward through the graph a second time" in message:
+        return "Compute the loss again inside the loop, from the current w and b."
+    return None
+
+
+def _fit_advice(gw, gb, x, y, lr, steps):
+    def same(ref):
+        return values_close(gw, ref[0], rtol=1e-3, atol=1e-4) and values_close(gb, ref[1], rtol=1e-3, atol=1e-4)
+    if same(_sgd_reference(x, y, lr, steps, zero_grad=False)):
+        return ("your parameters match gradient descent where gradients pile up from step to step: "
+                "reset w.grad and b.grad to zero after each update.")
+    for k in (steps - 1, steps + 1):
+        if k >= 0 and same(_sgd_reference(x, y, lr, k)):
+            return f"you took {k} steps instead of {steps}."
+    return ("w and b differ from gradient descent on the summed squared error, starting from "
+            "w = b = 0: check the start values, the loss and the update w -= lr * w.grad.")
+
+
+def _cases_fit():
+    g = _gen(6)
+    x = torch.linspace(-1, 1, 10)
+    y = 2 * x + 0.5 + 0.05 * torch.randn(10, generator=g)
+    return [(x, y, 0.02, 30)]
+
+
+ex6 = Exercise(
+    6, "fit_line", points=3, judge=_judge_fit, cases=_cases_fit,
+    hints=[
+        "Start from w = torch.zeros((), requires_grad=True) (and the same for b). Each step: "
+        "loss, loss.backward(), update, reset the gradients.",
+        "Update inside `with torch.no_grad():` with `w -= lr * w.grad`, then `w.grad.zero_()`; "
+        "otherwise the gradients of every step add up.",
+    ],
+)
+
+EXERCISES = (ex1, ex2, ex3, ex4, ex5, ex6)
