@@ -216,11 +216,14 @@ class Exercise:
         judge: ``judge(answer, case)`` raises :class:`Mismatch` or :class:`NotAttempted`.
         cases: a function returning the visible cases (built lazily, not on import).
         hints: the staged hints, most general first.
+        needs_callable: False for answers that are values (a dict, a number, a tensor)
+            rather than a function or class.
     """
 
     def __init__(self, number: int, answer_name: str, *, points: int,
                  judge: Callable[[Callable, Any], None],
-                 cases: Callable[[], Iterable[Any]], hints: Sequence[str]):
+                 cases: Callable[[], Iterable[Any]], hints: Sequence[str],
+                 needs_callable: bool = True):
         if not hints:
             raise ValueError("every exercise needs at least one hint")
         self.number = number
@@ -231,12 +234,13 @@ class Exercise:
         self._cases = cases
         self._hints = tuple(hints)
         self._hints_shown = 0
+        self._needs_callable = needs_callable
 
     def __repr__(self) -> str:
         return f"<{self.title}, {self.points} points: .check({self.answer_name}), .hint(1)>"
 
     def _require_callable(self, answer: Any) -> None:
-        if callable(answer):
+        if callable(answer) or not self._needs_callable:
             return
         raise TypeError(
             f"{self.title}: check() takes your function {self.answer_name} itself, but got "
