@@ -1,0 +1,50 @@
+# The course's commands. The first run creates .venv (about two minutes) and
+# unpacks the data; later runs reuse both.
+#
+#   make lab              open the course in JupyterLab (HEADLESS=1 on a server)
+#   make test             run every test (what CI runs)
+#   make release          regenerate the student notebooks from solutions/
+#   make data             unpack / download the data sets into data/
+#   make lint             ruff on helpers, tests and the solution notebooks
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.course-installed
+HOST ?= 127.0.0.1
+PORT ?= 8888
+HEADLESS ?=
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: env data lab test release check-release lint clean-env
+
+env: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found. Install Python 3.11 (sudo apt-get install -y python3.11 python3.11-venv) or run: make PYTHON=/path/to/python3.11 ..." >&2; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+data: env
+	$(PY) -m helpers.data prepare
+
+lab: env data
+	$(VENV)/bin/jupyter lab notebooks/ --ip=$(HOST) --port=$(PORT) $(if $(HEADLESS),--no-browser,) $(LAB_ARGS)
+
+test: env data
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+release: env
+	$(PY) -m helpers.course release
+
+check-release: env
+	$(PY) -m helpers.course check
+
+lint: env
+	$(VENV)/bin/ruff check helpers tests solutions
+
+clean-env:
+	rm -rf $(VENV)

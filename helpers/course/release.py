@@ -1,0 +1,162 @@
+"""Generate the student notebooks in notebooks/ from the instructor notebooks in solutions/.
+
+nbgrader's ``generate_assignment`` does the work (answer stubs, hidden tests and
+outputs removed, checksums for autograding); this module runs it in a throwaway
+course folder, so no gradebook is left behind, and checks that the committed
+student notebooks are what it would produce now.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from helpers.course.nbgrader_run import run_nbgrader
+
+SOURCE_DIR = "solutions"
+RELEASE_DIR = "notebooks"
+
+
+class ReleaseError(RuntimeError):
+    """A source notebook cannot be released; the message says which file and what to do."""
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One lesson: ``solutions/<name>/<name>.ipynb`` releases to ``notebooks/<name>/``."""
+
+    name: str
+    root: Path
+
+    @property
+    def source_dir(self) -> Path:
+        return self.root / SOURCE_DIR / self.name
+
+    @property
+    def source(self) -> Path:
+        return self.source_dir / f"{self.name}.ipynb"
+
+    @property
+    def release_dir(self) -> Path:
+        return self.root / RELEASE_DIR / self.name
+
+    @property
+    def student(self) -> Path:
+        return self.release_dir / f"{self.name}.ipynb"
+
+
+def find_lessons(root: Path, names: list[str] | None = None) -> list[Lesson]:
+    """Every lesson folder in ``solutions/`` (or the ones named, by name or number prefix)."""
+    found = sorted(p.name for p in (root / SOURCE_DIR).iterdir() if (p / f"{p.name}.ipynb").is_file())
+    if not names:
+        return [Lesson(n, root) for n in found]
+    chosen = []
+    for want in names:
+        match = [n for n in found if n == want or n.split("_")[0] == want.zfill(2)]
+        if not match:
+            raise ReleaseError(f"no lesson called {want!r} in {root / SOURCE_DIR}; lessons are: {', '.join(found)}")
+        chosen += match
+    return [Lesson(n, root) for n in chosen]
+
+
+def read_source(path: Path) -> nbformat.NotebookNode:
+    """Read and validate an instructor notebook; a clear ReleaseError if it is malformed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = json.loads(text)
+    except FileNotFoundError:
+        raise ReleaseError(f"{path} does not exist.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ReleaseError(
+            f"{path} is not a valid notebook (its JSON is broken: {err}). Undo the last edit "
+            f"(`git diff {path.name}` shows it) or repair it in JupyterLab, then run `make release` again."
+        ) from None
+    try:
+        nb = nbformat.reads(json.dumps(raw), as_version=4)
+        nbformat.validate(nb)
+    except Exception as err:  # nbformat's ValidationError and reader errors
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ReleaseError(f"{path} is not a valid notebook: {first}.") from None
+    _check_grading_metadata(path, nb)
+    return nb
+
+
+def _check_grading_metadata(path: Path, nb) -> None:
+    ids, graded = set(), 0
+    for i, cell in enumerate(nb.cells, start=1):
+        meta = cell.metadata.get("nbgrader")
+        if not meta:
+            continue
+        gid = meta.get("grade_id")
+        if not gid:
+            raise ReleaseError(f"{path}, cell {i}: an nbgrader cell has no grade_id; give it one in JupyterLab.")
+        if gid in ids:
+            raise ReleaseError(f"{path}, cell {i}: grade_id {gid!r} is used twice; grade ids must be unique.")
+        ids.add(gid)
+        if meta.get("grade"):
+            graded += 1
+            if not meta.get("points"):
+                raise ReleaseError(f"{path}, cell {i} ({gid}): a graded cell needs points > 0.")
+        if meta.get("solution") and cell.cell_type == "code" and "### BEGIN SOLUTION" not in cell.source:
+            raise ReleaseError(f"{path}, cell {i} ({gid}): an answer cell needs ### BEGIN SOLUTION / "
+                               "### END SOLUTION around the solution.")
+    if graded == 0:
+        raise ReleaseError(f"{path} has no graded test cells (nbgrader metadata grade=true).")
+
+
+def generate(lesson: Lesson, out_dir: Path) -> Path:
+    """Run nbgrader generate_assignment for ``lesson`` and put the student files in ``out_dir``."""
+    read_source(lesson.source)
+    with tempfile.TemporaryDirectory(prefix="course-release-") as tmp:
+        course = Path(tmp)
+        shutil.copy(lesson.root / "nbgrader_config.py", course / "nbgrader_config.py")
+        shutil.copytree(lesson.source_dir, course / SOURCE_DIR / lesson.name,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        proc = run_nbgrader(["generate_assignment", lesson.name, "--force",
+                             f"--db=sqlite:///{course / 'gradebook.db'}", "--log-level=WARN"], course)
+        produced = course / RELEASE_DIR / lesson.name
+        if proc.returncode != 0 or not (produced / lesson.student.name).is_file():
+            log = (proc.stdout + proc.stderr).strip()[-3000:]
+            raise ReleaseError(f"nbgrader generate_assignment failed for {lesson.source}:\n{log}")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        shutil.copytree(produced, out_dir)
+    return out_dir / lesson.student.name
+
+
+def release(root: Path, names: list[str] | None = None) -> list[Path]:
+    """Regenerate ``notebooks/<lesson>/`` for every lesson (or those named)."""
+    return [generate(lesson, lesson.release_dir) for lesson in find_lessons(root, names)]
+
+
+def stale(root: Path, names: list[str] | None = None) -> list[str]:
+    """Student files that differ from what ``make release`` would produce now (empty: up to date)."""
+    problems = []
+    for lesson in find_lessons(root, names):
+        with tempfile.TemporaryDirectory(prefix="course-check-") as tmp:
+            fresh = generate(lesson, Path(tmp) / lesson.name).parent
+            problems += _compare(fresh, lesson.release_dir, lesson.root)
+    return problems
+
+
+def _compare(fresh: Path, committed: Path, root: Path) -> list[str]:
+    if not committed.is_dir():
+        return [f"{committed.relative_to(root)} is missing"]
+    cmp = filecmp.dircmp(fresh, committed)
+    out = [f"{(committed / n).relative_to(root)} is missing" for n in cmp.left_only]
+    out += [f"{(committed / n).relative_to(root)} is not generated from solutions/" for n in cmp.right_only]
+    for name in cmp.common_files:
+        a, b = fresh / name, committed / name
+        same = (json.loads(a.read_text()) == json.loads(b.read_text())) if name.endswith(".ipynb") \
+            else filecmp.cmp(a, b, shallow=False)
+        if not same:
+            out.append(f"{(committed / name).relative_to(root)} is stale")
+    for sub in cmp.common_dirs:
+        out += _compare(fresh / sub, committed / sub, root)
+    return out
