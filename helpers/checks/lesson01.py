@@ -15,6 +15,7 @@ from helpers.checks.core import (
     Exercise,
     Mismatch,
     call_answer,
+    describe,
     expect_dtype,
     expect_shape,
     expect_tensor,
@@ -165,7 +166,7 @@ def _flatten_advice(images):
         if have == (images.numel(),):
             return ("you flattened the whole batch into one vector: keep dimension 0 (the batch) "
                     "and flatten the rest, e.g. with start_dim=1.")
-        if have == (per_image,) and n == 1:
+        if n == 1 and (have == (per_image,) or (have and have[0] != 1)):
             return "the batch dimension disappeared for a batch of one image: avoid squeeze()."
         if len(have) == 2 and have[1] == 784 and per_image != 784:
             return (f"you hard-coded 784 (28*28) but each image here has {per_image} values: "
@@ -186,6 +187,9 @@ def _judge_flatten(fn, images):
 
 
 def _flatten_error(message: str) -> str | None:
+    if "is invalid for input of size" in message:
+        return ("A hard-coded size (784 = 28*28?) only fits one image shape: let PyTorch work it out "
+                "with -1, or use flatten(start_dim=1).")
     if "view" in message and "stride" in message:
         return ("view() needs a tensor that is contiguous in memory (not one made by permute or "
                 "transpose): use reshape() or flatten(), which copy when they must.")
@@ -221,8 +225,8 @@ def _judge_grads(fn, case):
     dw, db = _autograd_grads(x, y, w, b)
     got = call_answer(fn, x, y, w, b, name="mse_grads")
     if not isinstance(got, (tuple, list)) or len(got) != 2:
-        raise Mismatch(f"mse_grads should return two tensors (dL/dw, dL/db), got "
-                       f"{type(got).__name__}{'' if not hasattr(got, '__len__') else f' of length {len(got)}'}.")
+        what = f"a {type(got).__name__} of length {len(got)}" if isinstance(got, (tuple, list)) else describe(got)
+        raise Mismatch(f"mse_grads should return two tensors (dL/dw, dL/db), got {what}.")
     gw, gb = (expect_tensor(g, name=n) for g, n in zip(got, ("dL/dw", "dL/db"), strict=True))
     for g, name in ((gw, "dL/dw"), (gb, "dL/db")):
         if g.numel() == x.numel() and x.numel() > 1:
@@ -320,7 +324,7 @@ def _cases_fit():
     g = _gen(6)
     x = torch.linspace(-1, 1, 10)
     y = 2 * x + 0.5 + 0.05 * torch.randn(10, generator=g)
-    return [(x, y, 0.02, 30)]
+    return [(x, y, 0.01, 8)]
 
 
 ex6 = Exercise(

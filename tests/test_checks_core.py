@@ -1,0 +1,112 @@
+"""The check machinery: outcomes, message order, hints, and the guarantees graded cells rely on."""
+
+import pytest
+import torch
+
+from helpers.checks.core import (
+    Exercise,
+    Mismatch,
+    Outcome,
+    call_answer,
+    expect_tensor_like,
+    shape_text,
+)
+
+
+def _judge(fn, x):
+    expect_tensor_like(call_answer(fn, x, name="double"), x * 2)
+
+
+def _ex(cases=lambda: [torch.ones(2, 3)]):
+    return Exercise(9, "double", points=2, judge=_judge, cases=cases, hints=["first", "second"])
+
+
+def _stub(x):
+    raise NotImplementedError()
+
+
+def _msg(answer):
+    result = _ex().check(answer)
+    assert result.outcome is Outcome.INCORRECT
+    return result.message
+
+
+def test_outcomes():
+    assert _ex().check(lambda x: x * 2).outcome is Outcome.CORRECT
+    assert _ex().check(_stub).outcome is Outcome.NOT_ATTEMPTED
+    assert not _ex().check(lambda x: x)
+
+
+def test_messages_go_type_shape_dtype_values_and_hide_the_answer():
+    assert "should be a torch.Tensor, got None" in _msg(lambda x: None)
+    assert "forget `return`" in _msg(lambda x: None)
+    assert "numpy" in _msg(lambda x: (x * 2).numpy())
+    assert "expected your result to have shape (2, 3), got (6,)" in _msg(lambda x: (x * 2).flatten())
+    assert "dtype torch.float32, got torch.float64" in _msg(lambda x: (x * 2).double())
+    values = _msg(lambda x: x * 3)
+    assert "6 of 6 elements differ" in values and "2." not in values
+
+
+def test_exceptions_in_the_answer_become_messages():
+    message = _msg(lambda x: x @ torch.ones(5, 5))
+    assert message.startswith("calling double(...) raised RuntimeError")
+
+
+def test_answer_cannot_modify_the_cases():
+    shared = torch.ones(2, 3)
+
+    def sneaky(x):
+        x.zero_()  # an answer that writes into its input must not change the check's data
+        return x * 2
+
+    _ex(cases=lambda: [shared]).check(sneaky)
+    assert torch.equal(shared, torch.ones(2, 3))
+
+
+def test_non_callable_is_a_clear_type_error():
+    with pytest.raises(TypeError, match="without the parentheses"):
+        _ex().check(torch.ones(2))
+    value_ex = Exercise(1, "answer", points=1, judge=lambda a, c: None, cases=lambda: [0],
+                        hints=["h"], needs_callable=False)
+    assert value_ex.check(42)
+
+
+def test_grade_is_silent_when_right_and_fails_otherwise():
+    _ex().grade(lambda x: x * 2)
+    _ex().grade(lambda x: x * 2, cases=[torch.zeros(4)])
+    with pytest.raises(AssertionError, match="not attempted"):
+        _ex().grade(_stub)
+    with pytest.raises(AssertionError, match="wrong values"):
+        _ex().grade(lambda x: x + 1, cases=[torch.ones(4) * 5])
+
+
+def test_a_grade_that_checked_nothing_never_passes():
+    with pytest.raises(RuntimeError, match="no test case ran"):
+        _ex().grade(lambda x: x * 2, cases=[])
+
+
+def test_staged_hints():
+    ex = _ex()
+    assert ex.hint().level == 1
+    assert ex.hint().level == 2
+    assert ex.hint().level == 2  # stays on the last one
+    assert "second" in str(ex.hint(2))
+    assert "hint 1 of 2" in ex.hint(1)._repr_html_()
+    with pytest.raises(ValueError, match="hints 1 to 2"):
+        ex.hint(3)
+
+
+def test_result_displays_as_html_and_text():
+    result = _ex().check(lambda x: x)
+    assert "incorrect" in result._repr_html_() and "incorrect" in str(result)
+    assert "<script>" not in _ex().check(lambda x: (_ for _ in ()).throw(ValueError("<script>")))._repr_html_()
+
+
+def test_shape_text():
+    assert shape_text(torch.Size([64, 784])) == "(64, 784)"
+    assert shape_text((3,)) == "(3,)"
+    assert shape_text(()) == "()"
+
+
+def test_mismatch_is_an_exception():
+    assert issubclass(Mismatch, Exception)
