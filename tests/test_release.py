@@ -1,0 +1,89 @@
+"""`make release`: the student notebooks are generated from solutions/, and a stale one fails."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from helpers.course.release import Lesson, ReleaseError, find_lessons, generate, read_source, release, stale
+
+pytestmark = pytest.mark.slow
+
+
+def test_committed_student_notebooks_are_up_to_date(root):
+    """Fails when a source notebook was edited and `make release` was forgotten."""
+    assert find_lessons(root), "no lessons found in solutions/"
+    problems = stale(root)
+    assert not problems, "\n".join(problems) + "\nrun `make release` and commit the result"
+
+
+def _copy_course(root, tmp_path, lesson="01_tensors_autograd"):
+    course = tmp_path / "course"
+    (course / "solutions").mkdir(parents=True)
+    shutil.copy(root / "nbgrader_config.py", course)
+    shutil.copy(root / "pyproject.toml", course)
+    shutil.copytree(root / "solutions" / lesson, course / "solutions" / lesson)
+    return course, Lesson(lesson, course)
+
+
+def test_editing_the_source_without_releasing_is_detected(root, tmp_path):
+    course, lesson = _copy_course(root, tmp_path)
+    release(course)
+    assert stale(course) == []
+    nb = nbformat.read(lesson.source, as_version=4)
+    nb.cells[0].source += "\n\nA sentence the instructor just added."
+    nbformat.write(nb, lesson.source)
+    assert stale(course) == ["notebooks/01_tensors_autograd/01_tensors_autograd.ipynb is stale"]
+    (course / "notebooks" / "01_tensors_autograd" / "extra.txt").write_text("x")
+    assert "notebooks/01_tensors_autograd/extra.txt is not generated from solutions/" in stale(course)
+
+
+def test_student_notebook_has_stubs_and_no_solutions_or_hidden_tests(root, tmp_path):
+    _, lesson = _copy_course(root, tmp_path)
+    student = nbformat.read(generate(lesson, tmp_path / "out"), as_version=4)
+    text = json.dumps(student)
+    for secret in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "manual_seed(101)", "images.float() / 255",
+                   "x @ weight.T + bias"):
+        assert secret not in text, secret
+    assert text.count("raise NotImplementedError()") == 6
+    assert all(c.get("outputs", []) == [] for c in student.cells if c.cell_type == "code")
+    source = nbformat.read(lesson.source, as_version=4)
+    assert [c.metadata.get("slideshow") for c in student.cells] == [c.metadata.get("slideshow") for c in source.cells]
+
+
+def test_malformed_notebook_gets_a_clear_error(root, tmp_path):
+    course, lesson = _copy_course(root, tmp_path)
+    text = lesson.source.read_text()
+    lesson.source.write_text(text[: len(text) // 2])  # a truncated save
+    with pytest.raises(ReleaseError, match=r"is not a valid notebook \(its JSON is broken.*make release"):
+        read_source(lesson.source)
+    proc = subprocess.run([sys.executable, "-m", "helpers.course", "release", "--root", str(course)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "01_tensors_autograd.ipynb is not a valid notebook" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (course / "notebooks").exists()  # nothing half-written
+
+
+def test_notebook_schema_and_grading_metadata_are_checked(root, tmp_path):
+    course, lesson = _copy_course(root, tmp_path)
+    nb = json.loads(lesson.source.read_text())
+    nb["cells"][0]["cell_type"] = "nonsense"
+    lesson.source.write_text(json.dumps(nb))
+    with pytest.raises(ReleaseError, match="is not a valid notebook"):
+        read_source(lesson.source)
+    nb = nbformat.read(root / "solutions" / lesson.name / f"{lesson.name}.ipynb", as_version=4)
+    graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    graded[1].metadata.nbgrader.grade_id = graded[0].metadata.nbgrader.grade_id
+    nbformat.write(nb, lesson.source)
+    with pytest.raises(ReleaseError, match="is used twice"):
+        read_source(lesson.source)
+
+
+def test_unknown_lesson_names_the_known_ones(root):
+    with pytest.raises(ReleaseError, match="01_tensors_autograd"):
+        find_lessons(root, ["99"])
+    assert [lesson.name for lesson in find_lessons(root, ["1"])] == ["01_tensors_autograd"]
