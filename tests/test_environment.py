@@ -1,6 +1,7 @@
 """requirements.txt and environment.yml pin the same packages; the helpers package never pulls torch."""
 
 import re
+
 import tomllib
 
 # pip name -> conda-forge name, where they differ.

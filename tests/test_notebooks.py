@@ -1,0 +1,79 @@
+"""Every lesson end to end: the solution runs (nbval), validates, and autogrades as it should."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from helpers.course.nbgrader_run import nbgrader_env, run_nbgrader
+from helpers.course.release import find_lessons
+from tests.conftest import ROOT
+from tests.notebook_tools import FAST_ENV, exercises, make_course, scores, solve, submit
+
+pytestmark = pytest.mark.slow
+LESSONS = [lesson.name for lesson in find_lessons(ROOT)]
+
+
+def _read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def _source(lesson):
+    return ROOT / "solutions" / lesson / f"{lesson}.ipynb"
+
+
+def _student(lesson):
+    return ROOT / "notebooks" / lesson / f"{lesson}.ipynb"
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_compared_cells_have_stored_outputs(lesson):
+    """nbval compares nothing for a cell without outputs: every compared cell must have them."""
+    nb = _read(_source(lesson))
+    checked = [c for c in nb.cells if "nbval-check-output" in c.metadata.get("tags", [])]
+    assert len(checked) >= 8, "too few cells whose output the tests compare"
+    empty = [c.source.splitlines()[0] for c in checked if not c.get("outputs")]
+    assert not empty, f"compared cells without stored outputs (execute and save the notebook): {empty}"
+    checks = [c for c in checked if "check" in c.metadata.get("tags", [])]
+    for cell in checks:
+        text = "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+        assert ": correct." in text, f"{cell.source}: the stored solution output is not 'correct': {text}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_solution_runs_top_to_bottom_in_fast_mode(lesson, tmp_path):
+    """The solution executes (nbval-lax), and the tagged cells' outputs match the stored ones."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
+         "-o", "addopts=", "--rootdir", str(tmp_path), str(_source(lesson))],
+        capture_output=True, text=True, env=nbgrader_env(FAST_ENV), cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    n_cells = sum(c.cell_type == "code" for c in _read(_source(lesson)).cells)
+    assert f"{n_cells} passed" in proc.stdout, proc.stdout[-2000:]
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_nbgrader_validate_passes_on_solution_and_fails_on_student(lesson):
+    ok = run_nbgrader(["validate", str(_source(lesson))], ROOT, extra_env=FAST_ENV, timeout=600)
+    assert "Success! Your notebook passes all the tests." in ok.stdout, ok.stdout[-3000:] + ok.stderr[-2000:]
+    bad = run_nbgrader(["validate", str(_student(lesson))], ROOT, extra_env=FAST_ENV, timeout=600)
+    n = len(exercises(_read(_source(lesson))))
+    assert f"VALIDATION FAILED ON {n} CELL(S)!" in bad.stdout, bad.stdout[-3000:]
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_autograde_round_trip(lesson, tmp_path):
+    """Solution: full marks. Untouched: 0. Exactly two exercises solved: exactly their points."""
+    source, student = _read(_source(lesson)), _read(_student(lesson))
+    course = make_course(ROOT, tmp_path / "course", lesson)
+    points = [p for _, p in exercises(source)]
+    submit(course, lesson, "solution", source)
+    submit(course, lesson, "untouched", student)
+    submit(course, lesson, "two_solved", solve(student, source, [0, 2]))
+    proc = run_nbgrader(["autograde", lesson, "--force"], course, extra_env=FAST_ENV, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert scores(course, lesson) == {"solution": sum(points), "untouched": 0,
+                                      "two_solved": points[0] + points[2]}
