@@ -3,7 +3,8 @@
 #
 #   make lab              open the course in JupyterLab (HEADLESS=1 on a server)
 #   make test             run every test (what CI runs)
-#   make release          regenerate the student notebooks from solutions/
+#   make execute          run the solution notebooks (full mode) and save their outputs
+#   make release          regenerate the student notebooks from solutions/ (LESSONS="01 02" for some)
 #   make data             unpack / download the data sets into data/
 #   make lint             ruff on helpers, tests and the solution notebooks
 
@@ -17,7 +18,7 @@ HEADLESS ?=
 LAB_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: env data lab test release check-release lint clean-env
+.PHONY: env data lab test execute release check-release lint clean-env
 
 env: $(STAMP)
 
@@ -37,8 +38,11 @@ lab: env data
 test: env data
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+execute: env data
+	$(PY) -m helpers.course execute $(LESSONS)
+
 release: env
-	$(PY) -m helpers.course release
+	$(PY) -m helpers.course release $(LESSONS)
 
 check-release: env
 	$(PY) -m helpers.course check

@@ -32,8 +32,8 @@ def solve(student, source, which: list[int]):
         index = answers[k][0]
         gid = source.cells[index].metadata.nbgrader.grade_id
         target = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid)
-        target.source = source.cells[index].source.replace("### BEGIN SOLUTION\n", "").replace(
-            "### END SOLUTION", "")
+        target.source = "\n".join(line for line in source.cells[index].source.splitlines()
+                                   if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
     return nb
 
 

@@ -124,10 +124,20 @@ def generate(lesson: Lesson, out_dir: Path) -> Path:
         if proc.returncode != 0 or not (produced / lesson.student.name).is_file():
             log = (proc.stdout + proc.stderr).strip()[-3000:]
             raise ReleaseError(f"nbgrader generate_assignment failed for {lesson.source}:\n{log}")
+        _strip_run_metadata(produced / lesson.student.name)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         shutil.copytree(produced, out_dir)
     return out_dir / lesson.student.name
+
+
+def _strip_run_metadata(path: Path) -> None:
+    """Drop execution timestamps and saved widget state, which change with every run."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
 
 
 def release(root: Path, names: list[str] | None = None) -> list[Path]:
