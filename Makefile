@@ -33,7 +33,7 @@ data: env
 	$(PY) -m helpers.data prepare
 
 lab: env data
-	$(VENV)/bin/jupyter lab notebooks/ --ip=$(HOST) --port=$(PORT) $(if $(HEADLESS),--no-browser,) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab notebooks/ --ip=$(HOST) --port=$(PORT) $(if $(HEADLESS),--no-browser,) $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 test: env data
 	$(PY) -m pytest $(PYTEST_ARGS)
