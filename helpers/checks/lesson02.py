@@ -1,0 +1,426 @@
+"""Instant checks for lesson 02, building models with nn.Module.
+
+Model judges build the learner's class, copy seeded weights into it (through the
+attribute names the prompt fixes, or found by shape), and compare its output with the
+same computation written with ``torch.nn.functional``. Graded cells add hidden cases
+built in the notebook, ``exN.grade(answer, cases=[case, ...])``, where one case is:
+
+- ex1 ``(make_sequential_mlp, MLP)``, ex6 ``FixedNet``: images, a float tensor (N, 1, 28, 28);
+- ex2 ``count_parameters``: an ``nn.Module``, possibly with frozen parameters;
+- ex3 ``n_params`` (an int): the MLP's layer sizes, ``(784, 512, 256, 10)``;
+- ex4 ``SkipBlock``: ``(features, x)`` with x a float tensor (N, features);
+- ex5 ``shapes`` (a list of tuples): ``(input_shape, layers)``, the modules run in order
+  (an LSTM passes on its output sequence).
+
+Value answers (ex3, ex5) count as not attempted while they are still ``...``.
+
+Introduced in lesson 02.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helpers.checks.core import (
+    Exercise,
+    Mismatch,
+    NotAttempted,
+    call_answer,
+    describe,
+    expect_tensor_like,
+    values_close,
+)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _value(answer):
+    """A value answer still set to the stub's ``...`` has not been attempted."""
+    if answer is Ellipsis:
+        raise NotAttempted()
+    return answer
+
+
+def _first_close(got, candidates) -> str | None:
+    """The message of the first known mistake, of ``(message, its result)`` pairs, that ``got`` reproduces."""
+    if not isinstance(got, torch.Tensor):
+        return None
+    for message, wrong in candidates:
+        if wrong.shape == got.shape and values_close(got, wrong):
+            return message
+    return None
+
+
+# --------------------------------------------------------------- the usual mistakes, named
+
+CALL_NOT_BUILD = ("`nn.ReLU(x)` builds a new ReLU layer (with x as its argument) instead of applying "
+                  "one: write `torch.relu(x)` or `F.relu(x)`, or create `self.relu = nn.ReLU()` in "
+                  "__init__ and call `self.relu(x)`.")
+LINEAR_28 = ("nn.Linear(28, ...) expects 28 input features (one row of pixels), but a flattened "
+             "28×28 image has 784: the first layer must be nn.Linear(784, ...).")
+NO_SOFTMAX = ("remove the softmax: the model should return raw scores (logits), because "
+              "nn.CrossEntropyLoss applies log-softmax itself.")
+_ACTIVATION = re.compile(r"\b(ReLU|Sigmoid|Tanh|Softmax|LogSoftmax|GELU|LeakyReLU)\b")
+_MATMUL = re.compile(r"\((\d+)x(\d+) and (\d+)x(\d+)\)")
+
+
+def _module_error(message: str) -> str | None:
+    """Advice for an exception raised while building or calling the learner's model."""
+    if "before Module.__init__() call" in message:
+        return ("You forgot `super().__init__()`: call it as the first line of __init__, before assigning "
+                "any layer to self.")
+    if _ACTIVATION.search(message) and ("Tensor" in message or "operand" in message):
+        return CALL_NOT_BUILD
+    if match := _MATMUL.search(message):
+        have, want = int(match[2]), int(match[3])
+        if (have, want) == (784, 28):
+            return LINEAR_28
+        if (have, want) == (28, 784):
+            return ("The images reach the first layer unflattened: turn (N, 1, 28, 28) into (N, 784) "
+                    "in forward (x.flatten(1) or nn.Flatten()).")
+        return f"A layer expects {want} input features but gets {have}: in_features must match the input."
+    if "view size is not compatible" in message:
+        return "view() needs a contiguous tensor: use x.flatten(1) or x.reshape(len(x), -1)."
+    return None
+
+
+# --------------------------------------------------------------- building and calling models
+
+
+def _build(cls, *args, name: str) -> nn.Module:
+    """Instantiate the learner's class (it must subclass nn.Module) and check it has a forward."""
+    if isinstance(cls, nn.Module):
+        raise TypeError(f"check() takes the class {name} itself, not a model built from it: "
+                        f"write {name}, not {name}().")
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise Mismatch(f"{name} should be a class that subclasses nn.Module, got {describe(cls)}.")
+    with torch.random.fork_rng(devices=[]):  # building layers must not move the learner's RNG
+        model = call_answer(cls, *args, name=name, explain=_module_error)
+    if type(model).forward is nn.Module.forward:
+        raise Mismatch(f"{name} has no forward method: define `def forward(self, x):` (check the spelling).")
+    return model
+
+
+def _forward(model: nn.Module, x: torch.Tensor, *, name: str):
+    model.eval()
+    with torch.no_grad():
+        out = call_answer(model, x, name=name, explain=_module_error)
+    if isinstance(out, nn.Module):
+        extra = CALL_NOT_BUILD if _ACTIVATION.search(type(out).__name__) else "return the output tensor."
+        raise Mismatch(f"{name} returned {describe(out)} module, not a tensor: {extra}")
+    return out
+
+
+def _load(layer: nn.Linear, gen: torch.Generator, *, name: str, source: nn.Linear | None = None) -> None:
+    """Overwrite a linear layer's weight and bias with seeded values, or with ``source``'s."""
+    if layer.bias is None:
+        raise Mismatch(f"{name} has no bias: keep nn.Linear's default bias=True.")
+    with torch.no_grad():
+        for attr in ("weight", "bias"):
+            mine = getattr(layer, attr)
+            mine.copy_(getattr(source, attr) if source is not None else torch.randn(mine.shape, generator=gen) * 0.2)
+
+
+def _linear_attr(model: nn.Module, attr: str, shape: tuple[int, int], *, name: str) -> nn.Linear:
+    layer = getattr(model, attr, None)
+    if not isinstance(layer, nn.Linear):
+        raise Mismatch(f"{name} needs a layer `self.{attr} = nn.Linear{shape}`; self.{attr} is {describe(layer)}.")
+    have = (layer.in_features, layer.out_features)
+    if have != shape:
+        extra = LINEAR_28 if have[0] == 28 else "in_features is the input's size, out_features the output's."
+        raise Mismatch(f"self.{attr} is nn.Linear{have} but should be nn.Linear{shape}: {extra}")
+    return layer
+
+
+def _mlp_ref(x, l1, l2, act=F.relu):
+    # (N, 1, 28, 28) -> (N, 784) -> (N, hidden) -> (N, 10)
+    return F.linear(act(F.linear(x.flatten(1), l1.weight, l1.bias)), l2.weight, l2.bias)
+
+
+def _mlp_mistakes(expected, x, l1, l2) -> list:
+    return [("the hidden layer has no ReLU: apply torch.relu (or an nn.ReLU module) between the layers.",
+             _mlp_ref(x, l1, l2, act=lambda h: h)),
+            (NO_SOFTMAX, F.softmax(expected, dim=1)), (NO_SOFTMAX, F.log_softmax(expected, dim=1))]
+
+
+# --------------------------------------------------------------- 1: the MLP two ways
+
+
+def _mlp_linears(model: nn.Module, name: str) -> tuple[nn.Linear, nn.Linear]:
+    """The registered 784 -> 128 and 128 -> 10 layers, found by shape (any attribute names)."""
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not layers:
+        raise Mismatch(f"{name} has no registered nn.Linear layers: assign each layer to self "
+                       "(self.fc1 = nn.Linear(...)); layers in a plain Python list are invisible to "
+                       "PyTorch (use nn.ModuleList).")
+    if layers[0].in_features == 28:
+        raise Mismatch(f"{name} has the wrong first layer: {LINEAR_28}")
+    by_shape = {(m.in_features, m.out_features): m for m in layers}
+    if len(layers) != 2 or set(by_shape) != {(784, 128), (128, 10)}:
+        found = ", ".join(f"nn.Linear{s}" for s in by_shape)
+        raise Mismatch(f"{name} should hold two linear layers, 784 -> 128 and 128 -> 10; found {found}.")
+    return by_shape[(784, 128)], by_shape[(128, 10)]
+
+
+def _expect_mlp_output(net, images, expected, l1, l2, *, name):
+    got = _forward(net, images, name=name)
+    advice = _first_close(got, _mlp_mistakes(expected, images, l1, l2))
+    expect_tensor_like(got, expected, name=f"{name}'s output", value_advice=advice or (
+        f"{name} should compute flatten, Linear(784, {l1.out_features}), ReLU, Linear, in that order."))
+
+
+def _judge_mlp(answer, images):
+    if not (isinstance(answer, tuple) and len(answer) == 2):
+        raise TypeError("Exercise 1: pass both answers as a pair, check((make_sequential_mlp, MLP)), "
+                        f"got {describe(answer)}.")
+    make_seq, mlp_cls = answer
+    if not callable(make_seq) or isinstance(make_seq, nn.Module):
+        raise TypeError("check() takes the function make_sequential_mlp itself: write make_sequential_mlp "
+                        f"without the parentheses, got {describe(make_seq)}.")
+    if isinstance(mlp_cls, nn.Module):
+        raise TypeError("check() takes the class MLP itself, not a model built from it: write MLP, not MLP().")
+    with torch.random.fork_rng(devices=[]):
+        seq = call_answer(make_seq, name="make_sequential_mlp", explain=_module_error)
+    if not isinstance(seq, nn.Sequential):
+        raise Mismatch(f"make_sequential_mlp() should return an nn.Sequential, got {describe(seq)}.")
+    gen = _gen(21)
+    first, second = _mlp_linears(seq, "make_sequential_mlp()")
+    _load(first, gen, name="make_sequential_mlp()")
+    _load(second, gen, name="make_sequential_mlp()")
+    expected = _mlp_ref(images, first, second)
+    _expect_mlp_output(seq, images, expected, first, second, name="make_sequential_mlp()")
+    model = _build(mlp_cls, name="MLP")
+    mine = _mlp_linears(model, "MLP()")
+    _load(mine[0], gen, name="MLP()", source=first)  # the Sequential's weights, copied into the class
+    _load(mine[1], gen, name="MLP()", source=second)
+    _expect_mlp_output(model, images, expected, *mine, name="MLP()")
+
+
+ex1 = Exercise(
+    1, "(make_sequential_mlp, MLP)", points=3, judge=_judge_mlp,
+    cases=lambda: [torch.rand(6, 1, 28, 28, generator=_gen(11))], needs_callable=False,
+    hints=[
+        "Both models compute flatten -> Linear(784, 128) -> ReLU -> Linear(128, 10) and return logits.",
+        "nn.Sequential runs its layers in the order you list them, starting with nn.Flatten(). In the class: "
+        "super().__init__() first, each nn.Linear assigned to self in __init__; forward flattens, then "
+        "layer, relu, layer.",
+    ],
+)
+
+
+# --------------------------------------------------------------- 2: count parameters by code
+
+
+def _judge_count(fn, model):
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    expected = sum(p.numel() for _, p in trainable)
+    got = call_answer(fn, copy.deepcopy(model), name="count_parameters")
+    if not isinstance(got, int) or isinstance(got, bool):
+        raise Mismatch(f"count_parameters should return a Python int, got {describe(got)}: "
+                       "p.numel() is an int, so sum(...) of them is one too.")
+    if got == expected:
+        return
+    mistakes = {
+        "you counted frozen parameters too: count only those with p.requires_grad.":
+            sum(p.numel() for p in model.parameters()),
+        "you counted parameter tensors (each weight and bias is one tensor), not the numbers in them: "
+        "use p.numel().": len(trainable),
+        "you counted parameter tensors, not the numbers in them (use p.numel()), and frozen ones too.":
+            len(list(model.parameters())),
+        "you left out the biases.": sum(p.numel() for n, p in trainable if not n.endswith("bias")),
+        "p.shape[0] is only the first dimension: p.numel() counts every element.":
+            sum(p.shape[0] for _, p in trainable if p.dim()),
+    }
+    advice = next((m for m, v in mistakes.items() if v == got and v != expected),
+                  "add up p.numel() over model.parameters(), keeping those with p.requires_grad.")
+    raise Mismatch(f"count_parameters returned {got}, which is wrong: {advice}")
+
+
+def _cases_count():
+    with torch.random.fork_rng(devices=[]):
+        model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
+    model[0].requires_grad_(False)  # a frozen first layer
+    return [model]
+
+
+ex2 = Exercise(
+    2, "count_parameters", points=2, judge=_judge_count, cases=_cases_count,
+    hints=[
+        "model.parameters() yields every weight and bias tensor; p.numel() is the number of values in one, "
+        "and p.requires_grad says whether training changes it.",
+        "Loop over model.parameters(), keep those with p.requires_grad and add up their p.numel(): "
+        "sum() over a generator expression does it in one line.",
+    ],
+)
+
+
+# --------------------------------------------------------------- 3: count parameters by hand
+
+
+def _judge_hand_count(answer, sizes):
+    answer = _value(answer)
+    if not isinstance(answer, int) or isinstance(answer, bool):
+        raise Mismatch(f"n_params should be an int, got {describe(answer)}.")
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    expected = sum(p.numel() for i, o in pairs for p in nn.Linear(i, o, device="meta").parameters())
+    if answer == expected:
+        return
+    advice = {
+        sum(i * o for i, o in pairs): "you counted the weights but not the biases: each Linear(in, out) "
+                                      "also has out biases.",
+        sum(sizes): "you added up the layer sizes (neurons); count connections: in × out weights plus out biases.",
+        expected + sizes[0]: "the input is not a layer: only the Linear layers have biases.",
+    }.get(answer, "count in × out + out for each Linear layer and add them up.")
+    raise Mismatch(f"{answer} is not the number of parameters: {advice}")
+
+
+ex3 = Exercise(
+    3, "n_params", points=1, judge=_judge_hand_count, cases=lambda: [(784, 512, 256, 10)],
+    needs_callable=False,
+    hints=[
+        "The MLP has three nn.Linear layers: 784 -> 512, 512 -> 256 and 256 -> 10.",
+        "nn.Linear(in, out) holds an (out, in) weight and an (out,) bias: in * out + out numbers.",
+    ],
+)
+
+
+# --------------------------------------------------------------- 4: a skip connection
+
+
+def _judge_skip(cls, case):
+    features, x = case
+    model = _build(cls, features, name="SkipBlock")
+    l1 = _linear_attr(model, "linear1", (features, features), name="SkipBlock")
+    l2 = _linear_attr(model, "linear2", (features, features), name="SkipBlock")
+    gen = _gen(41)
+    _load(l1, gen, name="linear1")
+    _load(l2, gen, name="linear2")
+    lin1, lin2 = (lambda t: F.linear(t, l1.weight, l1.bias)), (lambda t: F.linear(t, l2.weight, l2.bias))
+    branch = lin2(F.relu(lin1(x)))
+    expected = F.relu(branch) + x
+    got = _forward(model, x, name="SkipBlock()")
+    expect_tensor_like(got, expected, name="SkipBlock()'s output", value_advice=_first_close(got, [
+        ("you forgot the skip connection: add the block's input x to the branch's output.", F.relu(branch)),
+        ("the last ReLU goes before the addition: relu(linear2(...)) + x, not relu(linear2(...) + x).",
+         F.relu(branch + x)),
+        ("the ReLU between linear1 and linear2 is missing.", F.relu(lin2(lin1(x))) + x),
+        ("add the input x itself, not linear1(x).", F.relu(branch) + lin1(x)),
+        ("linear2 is never used: the branch is linear1, ReLU, linear2, ReLU.", F.relu(lin1(F.relu(lin1(x)))) + x),
+    ]))
+
+
+ex4 = Exercise(
+    4, "SkipBlock", points=2, judge=_judge_skip,
+    cases=lambda: [(8, torch.randn(5, 8, generator=_gen(12)))],
+    hints=[
+        "Keep the input: compute the branch relu(linear2(relu(linear1(x)))) from x, then add x to it.",
+        "Don't overwrite x: compute the branch into a new variable and return it plus x. Both layers are "
+        "nn.Linear(features, features), so the shapes match.",
+    ],
+)
+
+
+# --------------------------------------------------------------- 5: predict the shapes
+
+
+def _as_shape(value) -> tuple | None:
+    ok = isinstance(value, (tuple, list)) and all(isinstance(d, int) and not isinstance(d, bool) for d in value)
+    return tuple(value) if ok else None
+
+
+def _shape_advice(layer: nn.Module, got: tuple, want: tuple) -> str:
+    if isinstance(layer, nn.LSTM):
+        if got == (want[1], want[0], want[2]):
+            return "batch_first=True keeps the batch first: (batch, sequence, hidden_size)."
+        return "the LSTM's output holds hidden_size features for every time step: (batch, sequence, hidden_size)."
+    if len(got) == len(want) and got[0] != want[0]:
+        return "the batch dimension (the first) never changes."
+    if isinstance(layer, nn.Conv2d):
+        if len(got) == 4 and got[1] != want[1]:
+            return "the channel dimension becomes the layer's out_channels."
+        return ("height and width become (H + 2·padding - kernel_size) // stride + 1: padding=1 keeps a 3×3 "
+                "convolution's size, no padding shrinks it by kernel_size - 1.")
+    if isinstance(layer, nn.MaxPool2d):
+        return "MaxPool2d(2) halves height and width (rounding down) and keeps the channels."
+    if isinstance(layer, nn.Flatten):
+        return (f"nn.Flatten(start_dim={layer.start_dim}) keeps the dimensions before start_dim and "
+                "multiplies the rest together into one.")
+    if isinstance(layer, nn.Linear):
+        return "nn.Linear changes only the last dimension, to out_features."
+    return "run the stack on torch.zeros(input_shape) and print each shape."
+
+
+def _judge_shapes(answer, case):
+    input_shape, layers = case
+    answer = _value(answer)
+    expected, x = [], torch.zeros(input_shape)
+    with torch.no_grad():
+        for layer in layers:
+            x = layer(x)
+            x = x[0] if isinstance(x, tuple) else x  # an LSTM returns (output, (h_n, c_n))
+            expected.append(tuple(x.shape))
+    if not isinstance(answer, (list, tuple)):
+        raise Mismatch(f"shapes should be a list of shape tuples, one per layer, got {describe(answer)}.")
+    if len(answer) == len(expected) + 1 and _as_shape(answer[0]) == tuple(input_shape):
+        raise Mismatch("leave out the input's shape: list the output shape of each layer.")
+    if len(answer) != len(expected):
+        raise Mismatch(f"the stack has {len(expected)} layers, so shapes needs {len(expected)} entries "
+                       f"(the output shape of each layer), got {len(answer)}.")
+    for i, (layer, entry, want) in enumerate(zip(layers, answer, expected, strict=True), start=1):
+        got = _as_shape(entry)
+        if got is None:
+            raise Mismatch(f"entry {i} should be a tuple of ints like (8, 16, 28, 28), got {describe(entry)}.")
+        if got != want:
+            raise Mismatch(f"the shape after layer {i} ({layer}) is wrong: {_shape_advice(layer, got, want)}")
+
+
+def _cases_shapes():
+    with torch.random.fork_rng(devices=[]):
+        layers = [nn.Conv2d(1, 16, kernel_size=3, padding=1), nn.MaxPool2d(2), nn.Conv2d(16, 32, kernel_size=3),
+                  nn.MaxPool2d(2), nn.Flatten(start_dim=2), nn.LSTM(36, 64, batch_first=True), nn.Flatten(),
+                  nn.Linear(32 * 64, 10)]
+    return [((8, 1, 28, 28), layers)]
+
+
+ex5 = Exercise(
+    5, "shapes", points=2, judge=_judge_shapes, cases=_cases_shapes, needs_callable=False,
+    hints=[
+        "Go one layer at a time and write down (batch, channels, height, width) after each.",
+        "Conv2d: (H + 2·padding - kernel_size) + 1; MaxPool2d(2): half; Flatten(start_dim=2) keeps 2 "
+        "dimensions; LSTM(batch_first=True) outputs (batch, sequence, hidden_size).",
+    ],
+)
+
+
+# --------------------------------------------------------------- 6: find the bugs
+
+
+def _judge_fixed(cls, images):
+    model = _build(cls, name="FixedNet")
+    fc1 = _linear_attr(model, "fc1", (784, 28), name="FixedNet")
+    fc2 = _linear_attr(model, "fc2", (28, 10), name="FixedNet")
+    gen = _gen(61)
+    _load(fc1, gen, name="fc1")
+    _load(fc2, gen, name="fc2")
+    _expect_mlp_output(model, images, _mlp_ref(images, fc1, fc2), fc1, fc2, name="FixedNet()")
+
+
+ex6 = Exercise(
+    6, "FixedNet", points=3, judge=_judge_fixed, cases=lambda: [torch.rand(4, 1, 28, 28, generator=_gen(13))],
+    hints=[
+        "There are three bugs: one in the first line of __init__, one in a layer's size, one in forward. "
+        "Run BrokenNet()(images) and read each error.",
+        "Call super().__init__() first; a flattened image has 28*28 = 784 features; nn.ReLU(x) builds a "
+        "layer, torch.relu(x) applies one.",
+    ],
+)
+
+
+EXERCISES = (ex1, ex2, ex3, ex4, ex5, ex6)
