@@ -196,7 +196,7 @@ def call_answer(fn: Callable, *args: Any, name: str,
     except NotImplementedError as err:
         raise NotAttempted() from err
     except Exception as err:  # the learner's code failed: explain, don't crash the check
-        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        text = str(err).strip().splitlines()[0].rstrip(".") if str(err).strip() else ""
         msg = f"calling {name}(...) raised {type(err).__name__}: {text}"
         extra = explain(f"{type(err).__name__}: {err}") if explain else None
         raise Mismatch(f"{msg}. {extra}" if extra else msg) from None
