@@ -1,24 +1,41 @@
 # The course's commands. The first run creates .venv (about two minutes) and
 # unpacks the data; later runs reuse both.
 #
-#   make lab              open the course in JupyterLab (HEADLESS=1 on a server)
+#   make lab              open the course in JupyterLab (HEADLESS=1 on a server; NOTEBOOKS=dir serves another folder)
 #   make test             run every test (what CI runs)
 #   make execute          run the solution notebooks (full mode) and save their outputs
-#   make release          regenerate the student notebooks from solutions/ (LESSONS="01 02" for some)
+#   make release          regenerate the student notebooks from solutions/ (LESSONS="01 02" for some),
+#                         with their Colab badge and setup written from pyproject.toml [tool.course]
+#   make slides           build slides/NN_topic.slides.html and slides/index.html from solutions/, and copy
+#                         reveal.js & co. (pinned in package-lock.json) into slides/vendor/: presents offline
 #   make data             unpack / download the data sets into data/
 #   make lint             ruff on helpers, tests and the solution notebooks
+#   make bench            benchmarks: lessons 04-06 against two peer recipes (BENCH_ARGS=--quick to smoke-test),
+#                         and class grading against plain nbgrader (bench-grading)
+#   make grade LESSON=01 SUBMISSIONS=path/ [OUT=grades] [JOBS=2] [DUE=2026-12-01T23:59]
+#                         grade a class: OUT/grades.csv, OUT/feedback/<student>/<lesson>.html, a summary
+#   make bundle           dist/student-bundle.zip: what students receive (no solutions, no hidden tests)
 
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.course-installed
+NODE_STAMP := node_modules/.course-installed
 HOST ?= 127.0.0.1
 PORT ?= 8888
 HEADLESS ?=
 LAB_ARGS ?=
+NOTEBOOKS ?= notebooks
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
+LESSON ?=
+SUBMISSIONS ?=
+OUT ?= grades
+JOBS ?= 2
+DUE ?=
+BENCH_GRADING_ARGS ?=
 
-.PHONY: env data lab test execute release check-release lint clean-env
+.PHONY: env data lab test execute release check-release slides lint clean-env bench bench-lessons grade bundle bench-grading
 
 env: $(STAMP)
 
@@ -33,9 +50,9 @@ data: env
 	$(PY) -m helpers.data prepare
 
 lab: env data
-	$(VENV)/bin/jupyter lab notebooks/ --ip=$(HOST) --port=$(PORT) $(if $(HEADLESS),--no-browser,) $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab "$(NOTEBOOKS)" --ip=$(HOST) --port=$(PORT) $(if $(HEADLESS),--no-browser,) $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
-test: env data
+test: env data $(NODE_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 execute: env data
@@ -47,8 +64,32 @@ release: env
 check-release: env
 	$(PY) -m helpers.course check
 
+# The JavaScript the decks load (reveal.js, jQuery, require.js, MathJax 2), exactly as package-lock.json pins it.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found. Install it (sudo apt-get install -y npm), then run make again." >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	touch $@
+
+slides: env $(NODE_STAMP)
+	$(PY) -m helpers.course slides $(LESSONS)
+
 lint: env
 	$(VENV)/bin/ruff check helpers tests solutions
+
+bench: bench-lessons bench-grading
+
+bench-lessons: env data
+	$(PY) -m benchmarks.lessons $(BENCH_ARGS)
+
+grade: env data
+	@test -n "$(LESSON)" && test -n "$(SUBMISSIONS)" || { echo "usage: make grade LESSON=01 SUBMISSIONS=path/ [OUT=grades] [JOBS=2] [DUE=2026-12-01T23:59]" >&2; exit 2; }
+	$(PY) -m helpers.grading grade $(LESSON) "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) $(if $(DUE),--due $(DUE),)
+
+bundle: env
+	$(PY) -m helpers.grading bundle --out dist/student-bundle.zip
+
+bench-grading: env data
+	$(PY) -m benchmarks.grading $(BENCH_GRADING_ARGS)
 
 clean-env:
 	rm -rf $(VENV)

@@ -1,8 +1,11 @@
-"""``python -m helpers.course release|check|execute [LESSON ...]``: the instructor's commands.
+"""``python -m helpers.course release|check|execute|slides [LESSON ...]``: the instructor's commands.
 
-release: regenerate notebooks/ from solutions/ (nbgrader generate_assignment).
-check:   exit 1 when a student notebook in notebooks/ is stale.
+release: bring the Colab badge and setup up to date in solutions/ (from pyproject.toml),
+         then regenerate notebooks/ from solutions/ (nbgrader generate_assignment).
+check:   exit 1 when a student notebook, a deck or a Colab badge/setup is stale.
 execute: run the solution notebooks in full mode and save their outputs.
+slides:  build slides/NN_topic.slides.html and slides/index.html, and copy the
+         JavaScript they load from node_modules/ into slides/vendor/ (run `npm ci` first).
 """
 
 from __future__ import annotations
@@ -15,12 +18,23 @@ from helpers.course.execute import execute
 from helpers.course.release import ReleaseError, find_lessons, release, stale
 
 
+def _check(root: Path, lessons: list[str]) -> list[str]:
+    from helpers.course import colab, slides
+
+    problems = colab.stale_sources(root, lessons)
+    problems += stale(root, lessons)
+    problems += [f"{line} (run `make slides`)" for line in slides.stale(root)]
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["release", "check", "execute"])
+    parser.add_argument("command", choices=["release", "check", "execute", "slides"])
     parser.add_argument("lessons", nargs="*", help="lesson names or numbers (default: all)")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="the course checkout (default: .)")
+    parser.add_argument("--no-vendor", action="store_true",
+                        help="slides: write the decks only, not slides/vendor/ (no node_modules needed)")
     args = parser.parse_args(argv)
     try:
         if args.command == "execute":
@@ -31,12 +45,23 @@ def main(argv: list[str] | None = None) -> int:
             for path in release(args.root, args.lessons):
                 print(f"released {path.relative_to(args.root)}")
             return 0
-        problems = stale(args.root, args.lessons)
+        if args.command == "slides":
+            from helpers.course import slides
+
+            for path in slides.build(args.root, args.lessons, with_vendor=not args.no_vendor):
+                print(f"wrote {path.relative_to(args.root)}")
+            if not args.no_vendor:
+                print(f"copied the decks' JavaScript into {slides.SLIDES_DIR}/{slides.VENDOR_DIR}/")
+            return 0
+        problems = _check(args.root, args.lessons)
     except ReleaseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     for line in problems:
-        print(f"{line}: run `make release` and commit the result", file=sys.stderr)
+        if "(run `make slides`)" in line:
+            print(f"{line} and commit the result", file=sys.stderr)
+        else:
+            print(f"{line}: run `make release` and commit the result", file=sys.stderr)
     return 1 if problems else 0
 
 

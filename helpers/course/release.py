@@ -141,8 +141,18 @@ def _strip_run_metadata(path: Path) -> None:
 
 
 def release(root: Path, names: list[str] | None = None) -> list[Path]:
-    """Regenerate ``notebooks/<lesson>/`` for every lesson (or those named)."""
-    return [generate(lesson, lesson.release_dir) for lesson in find_lessons(root, names)]
+    """Regenerate ``notebooks/<lesson>/`` for every lesson (or those named).
+
+    First brings each instructor notebook's Colab badge and setup up to date with
+    pyproject.toml (see ``helpers.course.colab``), so the release carries them.
+    """
+    from helpers.course.colab import refresh_source  # colab imports this module
+
+    lessons = find_lessons(root, names)
+    for lesson in lessons:
+        read_source(lesson.source)  # a malformed notebook is reported before anything is written
+        refresh_source(lesson)
+    return [generate(lesson, lesson.release_dir) for lesson in lessons]
 
 
 def stale(root: Path, names: list[str] | None = None) -> list[str]:
@@ -158,7 +168,8 @@ def stale(root: Path, names: list[str] | None = None) -> list[str]:
 def _compare(fresh: Path, committed: Path, root: Path) -> list[str]:
     if not committed.is_dir():
         return [f"{committed.relative_to(root)} is missing"]
-    cmp = filecmp.dircmp(fresh, committed)
+    # Files git ignores (JupyterLab's checkpoints, caches) are not part of the release.
+    cmp = filecmp.dircmp(fresh, committed, ignore=[".ipynb_checkpoints", "__pycache__"])
     out = [f"{(committed / n).relative_to(root)} is missing" for n in cmp.left_only]
     out += [f"{(committed / n).relative_to(root)} is not generated from solutions/" for n in cmp.right_only]
     for name in cmp.common_files:

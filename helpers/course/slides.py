@@ -1,0 +1,266 @@
+"""Build the lessons' reveal.js decks, which present with no network at all.
+
+``slides/NN_topic.slides.html`` comes from ``solutions/NN_topic/NN_topic.ipynb`` (its
+``slideshow.slide_type`` metadata) with nbconvert's SlidesExporter, and
+``slides/index.html`` lists the decks. The decks are public, so they never show a
+solution: skipped cells (setup, hints, graded tests) are left out, answer cells
+show the student's stub, and the outputs of answer and check cells are cleared.
+
+Every script, style sheet and font a deck loads is a relative URL into
+``slides/vendor/``: reveal.js 5 (with its notes plugin), jQuery, require.js and
+MathJax 2, pinned in package.json. ``vendor/`` is not committed; the build copies
+it from ``node_modules/`` (``npm ci``), so after ``make slides`` the folder
+``slides/`` can be copied anywhere and presented offline. The decks themselves are
+committed and deterministic, and ``stale()`` says when one differs from its source.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbconvert import SlidesExporter
+from nbgrader.preprocessors import ClearSolutions
+from traitlets.config.loader import PyFileConfigLoader
+
+from helpers.course.release import Lesson, ReleaseError, find_lessons, read_source
+
+SLIDES_DIR = "slides"
+VENDOR_DIR = "vendor"
+TEMPLATES = Path(__file__).with_name("templates")
+THEME = "white"  # its fonts ship with reveal.js ("simple" imports Google Fonts)
+# What a deck loads, copied from node_modules/<package>/ into slides/vendor/<package>/.
+VENDOR_FILES = {
+    "reveal.js": ["LICENSE", "dist/reveal.js", "dist/reveal.css", f"dist/theme/{THEME}.css",
+                  "dist/theme/fonts/source-sans-pro", "plugin/notes/notes.js"],
+    "jquery": ["LICENSE.txt", "dist/jquery.min.js"],
+    "requirejs": ["require.js"],
+    "mathjax": ["LICENSE", "MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "extensions",
+                "jax/input/TeX", "jax/output/CommonHTML", "jax/element", "fonts/HTML-CSS/TeX/woff",
+                "localization/en"],
+}
+URLS = {  # relative to the deck, so slides/ works wherever it is copied
+    "reveal_url_prefix": f"{VENDOR_DIR}/reveal.js",
+    "jquery_url": f"{VENDOR_DIR}/jquery/dist/jquery.min.js",
+    "require_js_url": f"{VENDOR_DIR}/requirejs/require.js",
+    "mathjax_url": f"{VENDOR_DIR}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
+    "mermaid_js_url": "",  # the course template loads no mermaid
+    "mermaid_layout_elk_js_url": "",
+    "jupyter_widgets_base_url": f"{VENDOR_DIR}/",
+}
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = ("<p><em>An interactive control: run this cell in JupyterLab or Colab "
+               "(or present the live notebook with RISE) to use it.</em></p>")
+SECRETS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS")
+
+
+class SlidesError(ReleaseError):
+    """A deck cannot be built; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Deck:
+    """One built deck: its lesson, title, file name and number of slides."""
+
+    lesson: str
+    title: str
+    slides: int
+
+    @property
+    def filename(self) -> str:
+        return f"{self.lesson}.slides.html"
+
+
+def deck_path(lesson: Lesson) -> Path:
+    return lesson.root / SLIDES_DIR / f"{lesson.name}.slides.html"
+
+
+def _slide_type(cell) -> str:
+    return cell.metadata.get("slideshow", {}).get("slide_type", "-") or "-"
+
+
+def _is_hidden(cell) -> bool:
+    grading = cell.metadata.get("nbgrader", {})
+    return (_slide_type(cell) == "skip" or grading.get("grade") or grading.get("task")
+            or "### BEGIN HIDDEN TESTS" in cell.source)
+
+
+def _clear_solutions(root: Path) -> ClearSolutions:
+    """nbgrader's own stub writer, with the course's stubs from nbgrader_config.py."""
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    return ClearSolutions(config=config)
+
+
+def public_notebook(lesson: Lesson):
+    """The instructor notebook as a deck may show it: no hidden cells, stubs for answers."""
+    nb = read_source(lesson.source)
+    nb.cells = [c for c in nb.cells if not _is_hidden(c)]
+    try:
+        nb, _ = _clear_solutions(lesson.root).preprocess(nb, {})
+    except RuntimeError as err:  # nbgrader's: solution delimiters in a cell not marked as an answer
+        raise SlidesError(f"{lesson.source}: {err}") from None
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        if cell.metadata.get("nbgrader", {}).get("solution") or "check" in cell.metadata.get("tags", []):
+            cell.outputs, cell.execution_count = [], None  # results of the solution
+        for output in cell.get("outputs", []):
+            if WIDGET_VIEW in output.get("data", {}):  # a live control has nothing to show in a deck
+                output.data = {"text/html": WIDGET_NOTE, "text/plain": "(an interactive control)"}
+    nb.metadata.pop("widgets", None)
+    nb.metadata["title"] = lesson_title(nb, lesson.name).replace("`", "")
+    leaked = [s for s in SECRETS if any(s in c.source for c in nb.cells)]
+    if leaked:
+        raise SlidesError(f"{lesson.source}: a cell shown in the slides still contains {leaked[0]!r}; "
+                          "mark it as an nbgrader answer or graded cell, or set its slide type to skip.")
+    if not nb.cells:
+        raise SlidesError(f"{lesson.source}: every cell is skipped, so there is nothing to put in slides.")
+    return nb
+
+
+def lesson_title(nb, fallback: str) -> str:
+    """The first level-1 heading (``# Lesson 01: ...``), else ``fallback``."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found = re.search(r"^#\s+(.+?)\s*$", cell.source, re.MULTILINE)
+            if found:
+                return found.group(1)
+    return fallback
+
+
+def count_slides(nb) -> int:
+    """How many slides reveal.js shows for ``nb``: every slide and subslide after skipped cells go.
+
+    The first visible cell always starts a slide (as nbconvert does).
+    """
+    visible = [c for c in nb.cells if _slide_type(c) not in ("skip", "notes")]
+    if not visible:
+        return 0
+    return 1 + sum(_slide_type(c) in ("slide", "subslide") for c in visible[1:])
+
+
+def _exporter() -> SlidesExporter:
+    exporter = SlidesExporter(template_name="course_reveal", extra_template_basedirs=[str(TEMPLATES)])
+    for name, url in URLS.items():
+        setattr(exporter, name, url)
+    exporter.reveal_theme = THEME
+    exporter.reveal_transition = "slide"
+    exporter.reveal_number = "c/t"
+    exporter.reveal_scroll = True  # long code and plots scroll within their slide
+    return exporter
+
+
+def render(lesson: Lesson) -> tuple[str, Deck]:
+    """The deck's HTML for ``lesson`` and what the index says about it."""
+    nb = public_notebook(lesson)
+    body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": lesson.name}})
+    body = "\n".join(line.rstrip() for line in body.splitlines()) + "\n"
+    return body, Deck(lesson.name, lesson_title(nb, lesson.name), count_slides(nb))
+
+
+def render_index(decks: list[Deck]) -> str:
+    """``slides/index.html``: a plain page (no scripts, nothing fetched) linking every deck."""
+    def title(text: str) -> str:  # markdown `code` in a heading becomes <code>
+        return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+    items = "\n".join(
+        f'  <li><a href="{html.escape(d.filename)}">{title(d.title)}</a> '
+        f'<span class="count">{d.slides} slides</span></li>' for d in decks)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Hands-on PyTorch: slides</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 42rem; margin: 3rem auto; padding: 0 1rem; line-height: 1.5; }}
+.count {{ color: #555; font-size: 0.9em; }}
+kbd {{ border: 1px solid #999; border-radius: 3px; padding: 0 0.3em; }}
+</style>
+</head>
+<body>
+<h1>Hands-on PyTorch: slides</h1>
+<ol>
+{items}
+</ol>
+<p>Arrow keys move through a deck; <kbd>S</kbd> opens the speaker view with the notes,
+<kbd>F</kbd> goes full screen, <kbd>Esc</kbd> shows an overview. Everything loads from
+this folder: no network needed (run <code>make slides</code> once to fill <code>vendor/</code>).</p>
+<p>Generated by <code>make slides</code> from <code>solutions/</code>; do not edit.</p>
+</body>
+</html>
+"""
+
+
+def write_decks(root: Path, out: Path, names: list[str] | None = None) -> list[Path]:
+    """Write the decks (all, or those named) and the index of all decks into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = {lesson.name for lesson in find_lessons(root, names)}
+    decks, written = [], []
+    for lesson in find_lessons(root):
+        if lesson.name in chosen:
+            body, deck = render(lesson)
+            (out / deck.filename).write_text(body, encoding="utf-8")
+            written.append(out / deck.filename)
+        else:
+            nb = public_notebook(lesson)
+            deck = Deck(lesson.name, lesson_title(nb, lesson.name), count_slides(nb))
+        decks.append(deck)
+    (out / "index.html").write_text(render_index(decks), encoding="utf-8")
+    return [*written, out / "index.html"]
+
+
+def vendor(root: Path, out: Path) -> Path:
+    """Copy what the decks load from ``node_modules/`` into ``out/vendor/`` (replacing it)."""
+    modules = root / "node_modules"
+    target = out / VENDOR_DIR
+    missing = [f"{pkg}/{rel}" for pkg, rels in VENDOR_FILES.items() for rel in rels
+               if not (modules / pkg / rel).exists()]
+    if missing:
+        raise SlidesError(f"{modules} lacks {', '.join(missing[:3])}: run `npm ci` in {root} "
+                          "(or `make slides`, which does) to install the pinned reveal.js, jQuery, "
+                          "require.js and MathJax from package-lock.json.")
+    if target.exists():
+        shutil.rmtree(target)
+    for pkg, rels in VENDOR_FILES.items():
+        for rel in rels:
+            src, dst = modules / pkg / rel, target / pkg / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dst)
+            else:
+                shutil.copy2(src, dst)
+    return target
+
+
+def build(root: Path, names: list[str] | None = None, *, with_vendor: bool = True) -> list[Path]:
+    """``make slides``: decks and index into ``slides/``, and (by default) the vendored JavaScript."""
+    out = root / SLIDES_DIR
+    written = write_decks(root, out, names)
+    if with_vendor:
+        vendor(root, out)
+    return written
+
+
+def stale(root: Path) -> list[str]:
+    """Decks (and the index) that differ from what ``make slides`` would write now; empty when up to date."""
+    committed = root / SLIDES_DIR
+    with tempfile.TemporaryDirectory(prefix="course-slides-") as tmp:
+        fresh = Path(tmp)
+        write_decks(root, fresh)
+        problems = []
+        for path in sorted(fresh.iterdir()):
+            mine = committed / path.name
+            if not mine.is_file():
+                problems.append(f"{SLIDES_DIR}/{path.name} is missing")
+            elif mine.read_bytes() != path.read_bytes():
+                problems.append(f"{SLIDES_DIR}/{path.name} is stale")
+        expected = {p.name for p in fresh.iterdir()}
+    if committed.is_dir():
+        problems += [f"{SLIDES_DIR}/{p.name} is not generated from solutions/"
+                     for p in sorted(committed.glob("*.html")) if p.name not in expected]
+    return problems
