@@ -10,11 +10,6 @@
 #                         reveal.js & co. (pinned in package-lock.json) into slides/vendor/: presents offline
 #   make data             unpack / download the data sets into data/
 #   make lint             ruff on helpers, tests and the solution notebooks
-#   make bench            benchmarks: lessons 04-06 against two peer recipes (BENCH_ARGS=--quick to smoke-test),
-#                         and class grading against plain nbgrader (bench-grading)
-#   make grade LESSON=01 SUBMISSIONS=path/ [OUT=grades] [JOBS=2] [DUE=2026-12-01T23:59]
-#                         grade a class: OUT/grades.csv, OUT/feedback/<student>/<lesson>.html, a summary
-#   make bundle           dist/student-bundle.zip: what students receive (no solutions, no hidden tests)
 
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -27,15 +22,8 @@ HEADLESS ?=
 LAB_ARGS ?=
 NOTEBOOKS ?= notebooks
 PYTEST_ARGS ?=
-BENCH_ARGS ?=
-LESSON ?=
-SUBMISSIONS ?=
-OUT ?= grades
-JOBS ?= 2
-DUE ?=
-BENCH_GRADING_ARGS ?=
 
-.PHONY: env data lab test execute release check-release slides lint clean-env bench bench-lessons grade bundle bench-grading
+.PHONY: env data lab test execute release check-release slides lint clean-env
 
 env: $(STAMP)
 
@@ -75,21 +63,6 @@ slides: env $(NODE_STAMP)
 
 lint: env
 	$(VENV)/bin/ruff check helpers tests solutions
-
-bench: bench-lessons bench-grading
-
-bench-lessons: env data
-	$(PY) -m benchmarks.lessons $(BENCH_ARGS)
-
-grade: env data
-	@test -n "$(LESSON)" && test -n "$(SUBMISSIONS)" || { echo "usage: make grade LESSON=01 SUBMISSIONS=path/ [OUT=grades] [JOBS=2] [DUE=2026-12-01T23:59]" >&2; exit 2; }
-	$(PY) -m helpers.grading grade $(LESSON) "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) $(if $(DUE),--due $(DUE),)
-
-bundle: env
-	$(PY) -m helpers.grading bundle --out dist/student-bundle.zip
-
-bench-grading: env data
-	$(PY) -m benchmarks.grading $(BENCH_GRADING_ARGS)
 
 clean-env:
 	rm -rf $(VENV)
