@@ -21,7 +21,7 @@ PORT ?= 8888
 HEADLESS ?=
 LAB_ARGS ?=
 NOTEBOOKS ?= notebooks
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 
 .PHONY: env data lab test execute release check-release slides lint clean-env
 
