@@ -12,11 +12,11 @@ from __future__ import annotations
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import display
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from torch import nn
 
 from helpers.plotting import PALETTE
+from helpers.widgets import Control
 
 _STYLE = {"description_width": "initial"}
 
@@ -75,32 +75,7 @@ def make_mlp(sizes, *, device=None) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class _Control:
-    """Shared plumbing: a label, an output redrawn in place, and display as a VBox."""
-
-    def _build(self, controls: list) -> None:
-        self.label = widgets.HTML()
-        self.output = widgets.Output()
-        for control in controls:
-            control.observe(lambda _change: self.update(), names="value")
-        self.widget = widgets.VBox([*controls, self.label, self.output])
-        self.update()
-
-    def update(self) -> None:
-        raise NotImplementedError
-
-    def _draw(self, draw) -> None:
-        with self.output:
-            self.output.clear_output(wait=True)
-            fig = draw()
-            display(fig)
-            plt.close(fig)
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
-
-
-class WidthExplorer(_Control):
+class WidthExplorer(Control):
     """Hidden-width and depth sliders for an MLP on 28×28 images: its parameter count and size.
 
     The teaching point: every ``nn.Linear(in, out)`` holds in·out + out values, so the first
@@ -134,7 +109,7 @@ class WidthExplorer(_Control):
         self._draw(lambda: plot_parameter_counts(model, title=f"MLP {name}"))
 
 
-class DropoutExplorer(_Control):
+class DropoutExplorer(Control):
     """A dropout-probability slider: one layer's output in train mode and in eval mode, and the means.
 
     The teaching point: in train mode ``nn.Dropout(p)`` zeroes a random fraction p of the values

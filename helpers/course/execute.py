@@ -15,7 +15,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from helpers.course.release import ReleaseError, read_source
+from helpers.course.release import ReleaseError, read_source, strip_run_metadata
 
 
 def execute(path: Path, *, fast: bool = False, timeout: int = 600) -> float:
@@ -36,8 +36,5 @@ def execute(path: Path, *, fast: bool = False, timeout: int = 600) -> float:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    nb.metadata.pop("widgets", None)  # widget state has random ids: it would change on every run
-    for cell in nb.cells:
-        cell.metadata.pop("execution", None)
-    nbformat.write(nb, path)
+    nbformat.write(strip_run_metadata(nb), path)
     return time.perf_counter() - start

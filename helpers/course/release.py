@@ -131,13 +131,16 @@ def generate(lesson: Lesson, out_dir: Path) -> Path:
     return out_dir / lesson.student.name
 
 
-def _strip_run_metadata(path: Path) -> None:
-    """Drop execution timestamps and saved widget state, which change with every run."""
-    nb = nbformat.read(path, as_version=4)
+def strip_run_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop execution timestamps and saved widget state (random ids), which change with every run."""
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
-    nbformat.write(nb, path)
+    return nb
+
+
+def _strip_run_metadata(path: Path) -> None:
+    nbformat.write(strip_run_metadata(nbformat.read(path, as_version=4)), path)
 
 
 def release(root: Path, names: list[str] | None = None) -> list[Path]:

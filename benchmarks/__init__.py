@@ -1,0 +1,1 @@
+"""Benchmarks run by `make bench`; instructors' tools, never imported by the lessons."""

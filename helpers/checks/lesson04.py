@@ -1,0 +1,351 @@
+"""Instant checks for lesson 04, a Sequential CNN.
+
+The judges compare the learner's answer with PyTorch's own layers on the same
+shapes, and recognise the usual mistakes (the padding counted once, a hard-coded
+flatten size of 64·4·4, a softmax before the loss) so they can name them.
+
+Introduced in lesson 04.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+
+import torch
+from torch import nn
+
+from helpers.checks.core import Exercise, Mismatch, call_answer, describe
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _expect_int(got, name: str) -> int:
+    if isinstance(got, bool) or got is None or isinstance(got, (tuple, list, torch.Size)):
+        advice = "did you forget `return`?" if got is None else "return one whole number"
+        raise Mismatch(f"{name} should be an int, got {describe(got)}: {advice}.")
+    if isinstance(got, torch.Tensor):
+        raise Mismatch(f"{name} should be a Python int, got {describe(got)}: use int(...) or .item().")
+    if isinstance(got, float):
+        if got.is_integer():
+            raise Mismatch(f"{name} should be an int, got the float {got}: use // (floor division), not /.")
+        raise Mismatch(f"{name} is {got}, not a whole number: sizes are whole numbers, and PyTorch rounds "
+                       "down (use //).")
+    if not isinstance(got, int) and not hasattr(got, "__index__"):
+        raise Mismatch(f"{name} should be an int, got {describe(got)}.")
+    return int(got)
+
+
+def reference_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Conv2d(5×5) → ReLU → MaxPool2d(2) → BatchNorm2d: lesson 04's convolution block."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.BatchNorm2d(out_channels))
+
+
+def reference_cnn(c1: int = 32, c2: int = 64, hidden: int = 128) -> nn.Sequential:
+    """Lesson 04's CNN for 1×28×28 images: two blocks, flatten (c2·4·4), hidden layer, 10 logits."""
+    return nn.Sequential(reference_block(1, c1), reference_block(c1, c2), nn.Flatten(),
+                         nn.Linear(c2 * 4 * 4, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# --------------------------------------------------------------- 1: output size
+
+
+def _judge_size(fn, case):
+    size, k, s, p = case
+    got = _expect_int(call_answer(fn, size, k, s, p, name="conv_output_size"),
+                      f"conv_output_size({size}, {k}, {s}, {p})")
+    if got == (size + 2 * p - k) // s + 1:
+        return
+    where = f"conv_output_size({size}, {k}, {s}, {p}) returned {got}"
+    guesses = [
+        ((size - k) // s + 1, "the padding is missing: it adds `padding` pixels on each side."),
+        ((size + p - k) // s + 1, "padding adds pixels on both sides: count it twice (2 * padding)."),
+        ((size + 2 * p - k) // s, "the +1 is missing: a kernel of size k fits (size - k) + 1 times with stride 1."),
+        (-(-(size + 2 * p - k) // s) + 1, "PyTorch rounds down: use floor division //, not a ceiling."),
+        (size + 2 * p - k + 1, "divide by the stride: a stride of s takes every s-th position."),
+    ]
+    for value, advice in guesses:
+        if got == value:
+            raise Mismatch(f"{where}: {advice}")
+    raise Mismatch(f"{where}, which is wrong: the formula is built from size, 2·padding, kernel and stride.")
+
+
+def _cases_size():
+    return [(28, 5, 1, 0), (24, 2, 2, 0), (28, 3, 1, 1), (7, 3, 2, 1), (28, 5, 2, 0)]
+
+
+ex1 = Exercise(
+    1, "conv_output_size", points=2, judge=_judge_size, cases=_cases_size,
+    hints=[
+        "Pad first: the padded image is size + 2·padding wide. Then count how many positions a "
+        "kernel of width kernel_size can take when it moves `stride` pixels at a time.",
+        "out = (size + 2 * padding - kernel_size) // stride + 1. A max-pool is the same formula "
+        "with stride = kernel_size.",
+    ],
+)
+
+
+# --------------------------------------------------------------- 2: flatten size
+
+
+def classic_features() -> nn.Sequential:
+    """The feature extractor of the classic two-block 5×5 CNN (flatten size 64·4·4 on 28×28)."""
+    return nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5), nn.ReLU(),
+                         nn.MaxPool2d(2))
+
+
+def padded_features() -> nn.Sequential:
+    """Two blocks of padded 3×3 convolutions (TinyVGG's shape): 28 → 14 → 7."""
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+
+
+def _out_shape(features, shape):
+    model = copy.deepcopy(features).eval()
+    with torch.no_grad():
+        return tuple(model(torch.zeros(1, *shape)).shape[1:])
+
+
+def _judge_flatten(fn, case):
+    features, shape = case
+    out = _out_shape(features, shape)
+    want = math.prod(out)
+    got = _expect_int(call_answer(fn, copy.deepcopy(features), shape, name="flatten_size", explain=_flatten_error),
+                      "flatten_size(...)")
+    if got == want:
+        return
+    where = f"for input shape {shape}, flatten_size returned {got}"
+    if got == 64 * 4 * 4:
+        raise Mismatch(f"{where}: 64·4·4 = 1024 is the flatten size of the classic 5×5 network without padding "
+                       "on 28×28 images. This network or input is different: compute the size from the shapes.")
+    if got == math.prod(out[1:]):
+        raise Mismatch(f"{where}: you forgot the channels; multiply height × width by the number of channels.")
+    if got > want and got % want == 0:
+        raise Mismatch(f"{where}: that counts the whole dummy batch; count the features of one image "
+                       "(out.shape[1:] or out[0].numel()).")
+    if got == out[0]:
+        raise Mismatch(f"{where}: that is only the number of channels; multiply by height and width too.")
+    raise Mismatch(f"{where}, which is wrong: pass a dummy batch torch.zeros(1, *input_shape) through "
+                   "`features` and count the numbers per image.")
+
+
+def _flatten_error(message: str) -> str | None:
+    if "Expected 3D (unbatched) or 4D (batched) input" in message or "expected input" in message:
+        return "The dummy input needs a batch dimension: torch.zeros(1, *input_shape)."
+    if "not callable" in message or "unsupported operand" in message:
+        return "input_shape is a tuple (channels, height, width); features is a module you can call."
+    return None
+
+
+def _cases_flatten():
+    return [(classic_features(), (1, 28, 28)), (padded_features(), (1, 28, 28))]
+
+
+ex2 = Exercise(
+    2, "flatten_size", points=2, judge=_judge_flatten, cases=_cases_flatten,
+    hints=[
+        "You don't need the formula: run a dummy batch of one image through `features` and look at "
+        "the shape that comes out.",
+        "`out = features(torch.zeros(1, *input_shape))` has shape (1, C, H, W); the flatten size is "
+        "C·H·W, e.g. `out[0].numel()` (wrap it in torch.no_grad()).",
+    ],
+)
+
+
+# --------------------------------------------------------------- 3: a conv block
+
+
+def _layers(block, kind):
+    return [m for m in block.modules() if isinstance(m, kind)]
+
+
+def _judge_block(fn, case):
+    cin, cout, shape = case
+    block = call_answer(fn, cin, cout, name="conv_block")
+    if isinstance(block, (list, tuple)):
+        raise Mismatch("conv_block returned a Python list: wrap the layers in nn.Sequential(...).")
+    if not isinstance(block, nn.Module):
+        raise Mismatch(f"conv_block should return an nn.Sequential, got {describe(block)}.")
+    convs = _layers(block, nn.Conv2d)
+    if len(convs) != 1:
+        raise Mismatch(f"the block should hold exactly one nn.Conv2d, found {len(convs)}.")
+    conv = convs[0]
+    if (conv.in_channels, conv.out_channels) == (cout, cin) and cin != cout:
+        raise Mismatch("in and out channels are swapped: nn.Conv2d(in_channels, out_channels, ...).")
+    if (conv.in_channels, conv.out_channels) != (cin, cout):
+        raise Mismatch(f"for conv_block({cin}, {cout}) the convolution maps {conv.in_channels} channels to "
+                       f"{conv.out_channels}: use the arguments in_channels and out_channels.")
+    if conv.kernel_size != (5, 5):
+        raise Mismatch(f"the convolution has kernel_size {conv.kernel_size}; this block uses 5×5 filters.")
+    if conv.padding != (0, 0) or conv.stride != (1, 1):
+        raise Mismatch("this block's convolution has no padding and stride 1 (28 → 24): leave both at their defaults.")
+    if not _layers(block, nn.ReLU):
+        raise Mismatch("there is no nn.ReLU(): without it two blocks collapse into one linear map.")
+    pools = _layers(block, nn.MaxPool2d)
+    if len(pools) != 1 or pools[0].kernel_size not in (2, (2, 2)):
+        raise Mismatch("add one nn.MaxPool2d(2) to halve the height and width.")
+    norms = _layers(block, nn.BatchNorm2d)
+    if _layers(block, nn.BatchNorm1d):
+        raise Mismatch("use nn.BatchNorm2d for images (one mean and variance per channel), not BatchNorm1d.")
+    if len(norms) != 1 or norms[0].num_features != cout:
+        raise Mismatch(f"add one nn.BatchNorm2d(out_channels): it normalises each of the {cout} channels.")
+    if next(iter(block.children()), None) is not conv:
+        raise Mismatch("the convolution should come first: it is the layer that sees the input channels.")
+    extra = n_params(block) - n_params(reference_block(cin, cout))
+    if extra:
+        raise Mismatch(f"the block has {abs(extra)} parameters {'too many' if extra > 0 else 'too few'}: "
+                       "only one Conv2d and one BatchNorm2d should have any.")
+    x = torch.randn(*shape, generator=_gen(40))
+    out = call_answer(block, x, name="conv_block(...)")
+    want = (shape[0], cout, (shape[2] - 4) // 2, (shape[3] - 4) // 2)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
+        raise Mismatch(f"on input of shape {shape} the block should give shape {want}, got "
+                       f"{describe(out)}.")
+
+
+def _cases_block():
+    return [(1, 32, (2, 1, 28, 28)), (32, 64, (2, 32, 12, 12))]
+
+
+ex3 = Exercise(
+    3, "conv_block", points=2, judge=_judge_block, cases=_cases_block,
+    hints=[
+        "Four layers in nn.Sequential: a 5×5 convolution, the ReLU, a 2×2 max-pool, then batch norm "
+        "over the out_channels channels.",
+        "nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2), "
+        "nn.BatchNorm2d(out_channels)).",
+    ],
+)
+
+
+# --------------------------------------------------------------- 4: parameters of a convolution
+
+
+def _judge_conv_params(fn, case):
+    cin, cout, k = case
+    want = n_params(nn.Conv2d(cin, cout, k, device="meta"))
+    got = _expect_int(call_answer(fn, cin, cout, k, name="conv_params"), f"conv_params({cin}, {cout}, {k})")
+    if got == want:
+        return
+    where = f"conv_params({cin}, {cout}, {k}) returned {got}"
+    guesses = {
+        cin * cout * k * k: "you left out the biases: one per output channel.",
+        cout * k * k + cout: "each filter spans every input channel: it has in_channels × k × k weights.",
+        cin * cout * k + cout: "a k × k filter has k² weights per input channel, not k.",
+        cin * cout * k * k + cin: "there is one bias per output channel, not per input channel.",
+    }
+    for value, advice in guesses.items():
+        if got == value:
+            raise Mismatch(f"{where}: {advice}")
+    if got > want:
+        raise Mismatch(f"{where}, too many: the same filters slide over every position (weight sharing), so the "
+                       "image size does not enter the count.")
+    raise Mismatch(f"{where}, which is wrong: count out_channels filters of in_channels × k × k weights, plus biases.")
+
+
+def _cases_conv_params():
+    return [(1, 32, 5), (32, 64, 5), (3, 16, 3)]
+
+
+ex4 = Exercise(
+    4, "conv_params", points=1, judge=_judge_conv_params, cases=_cases_conv_params,
+    hints=[
+        "A convolution has out_channels filters. Each filter looks at a k × k window of every input channel, "
+        "and each output channel has one bias.",
+        "out_channels * (in_channels * kernel_size * kernel_size) + out_channels; the image size does not "
+        "appear, because every position shares the same filters.",
+    ],
+)
+
+
+# --------------------------------------------------------------- 5: the CNN
+
+
+def toy_images(n: int = 64, seed: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise images with a bright square in one of four quadrants; the label is the quadrant."""
+    g = _gen(seed)
+    x = 0.3 * torch.rand(n, 1, 28, 28, generator=g)
+    y = torch.randint(0, 4, (n,), generator=g)
+    for i, q in enumerate(y.tolist()):
+        r, c = 4 + 14 * (q // 2), 4 + 14 * (q % 2)
+        x[i, 0, r:r + 6, c:c + 6] += 0.7
+    return x, y
+
+
+def _trains(model) -> bool:
+    """True when 30 Adam steps on the toy images more than halve the loss."""
+    x, y = toy_images()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = copy.deepcopy(model).train()
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        losses = []
+        for _ in range(30):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return losses[-1] < 0.5 * losses[0]
+
+
+def _judge_cnn(fn, case):
+    c1, c2, hidden, train = case
+    model = call_answer(fn, c1, c2, hidden, name="build_cnn")
+    if not isinstance(model, nn.Module):
+        raise Mismatch(f"build_cnn should return an nn.Module (an nn.Sequential), got {describe(model)}.")
+    x = torch.rand(4, 1, 28, 28, generator=_gen(51))
+    out = call_answer(model, x, name=f"build_cnn({c1}, {c2}, {hidden})",
+                      explain=lambda msg: _cnn_error(msg, c2))
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (4, 10):
+        raise Mismatch(f"a batch of shape (4, 1, 28, 28) should give logits of shape (4, 10), got {describe(out)}.")
+    if torch.allclose(out.detach().sum(dim=1), torch.ones(4), atol=1e-4) and (out >= 0).all():
+        raise Mismatch("the outputs are probabilities: return logits (no Softmax at the end); "
+                       "nn.CrossEntropyLoss applies log-softmax itself.")
+    got, want = n_params(model), n_params(reference_cnn(c1, c2, hidden))
+    if got != want:
+        raise Mismatch(f"build_cnn({c1}, {c2}, {hidden}) has {got:,} parameters, {'more' if got > want else 'fewer'} "
+                       "than the network described: two conv blocks, Flatten, Linear(c2·4·4, hidden), ReLU, "
+                       "Linear(hidden, 10).")
+    if len(_layers(model, nn.ReLU)) < 3 or len(_layers(model, nn.Linear)) != 2:
+        raise Mismatch("the classifier is Linear(c2·4·4, hidden), ReLU, Linear(hidden, 10).")
+    if train and not call_answer(_trains, model, name="training build_cnn(...)"):
+        raise Mismatch("the network does not learn: 30 Adam steps on a small batch should more than halve the "
+                       "loss. Is the ReLU between the two Linear layers?")
+
+
+def _cnn_error(message: str, c2: int) -> str | None:
+    shapes = re.search(r"\((\d+)x(\d+) and (\d+)x(\d+)\)", message)
+    if shapes and shapes.group(2) == "4":
+        return "nn.Flatten() is missing: the Linear layer got the (batch, c2, 4, 4) feature maps, not vectors."
+    if "cannot be multiplied" in message:
+        return (f"The first Linear layer's in_features must equal the flatten size, c2·4·4 = {c2}·4·4 here: "
+                "64·4·4 is right only when c2 = 64.")
+    if "expected input" in message and "channels" in message:
+        return "The second block's in_channels must equal the first block's out_channels (c1)."
+    return None
+
+
+def _cases_cnn():
+    return [(32, 64, 128, False), (8, 16, 64, True)]
+
+
+ex5 = Exercise(
+    5, "build_cnn", points=3, judge=_judge_cnn, cases=_cases_cnn,
+    hints=[
+        "Two of your conv blocks (1 → c1, then c1 → c2), nn.Flatten(), then a small classifier. After two "
+        "blocks a 28×28 image is 4×4, with c2 channels.",
+        "nn.Sequential(conv_block(1, c1), conv_block(c1, c2), nn.Flatten(), nn.Linear(c2 * 4 * 4, hidden), "
+        "nn.ReLU(), nn.Linear(hidden, 10)).",
+    ],
+)
+
+EXERCISES = (ex1, ex2, ex3, ex4, ex5)

@@ -1,0 +1,393 @@
+"""Instant checks for lesson 05, the training loop.
+
+The judges run the learner's loop and PyTorch's reference loop from the same
+weights on the same small batches and compare the weights afterwards; a probe
+layer records whether the model ran in train or eval mode and with gradients on,
+so the checks can name the classic bugs (no ``zero_grad``, evaluating in train mode,
+averaging batch means over an uneven last batch).
+
+Introduced in lesson 05.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from unittest import mock
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from helpers.checks.core import Exercise, Mismatch, NotAttempted, call_answer, describe, values_close
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+class Probe(nn.Module):
+    """An identity layer that records, for every forward pass, the mode and whether autograd was on."""
+
+    def __init__(self):
+        super().__init__()
+        self.modes: list[bool] = []
+        self.grad_enabled: list[bool] = []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        self.grad_enabled.append(torch.is_grad_enabled())
+        return x
+
+
+def _number(got, name: str) -> float:
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        return float(got.detach())
+    if isinstance(got, (int, float)) and not isinstance(got, bool):
+        return float(got)
+    advice = "did you forget `return`?" if got is None else "return one number (a float)"
+    raise Mismatch(f"{name} should be a number, got {describe(got)}: {advice}.")
+
+
+# --------------------------------------------------------------- 1: the device
+
+
+def _judge_device(fn, case):
+    cuda, mps = case
+    with mock.patch.object(torch.cuda, "is_available", lambda: cuda), \
+            mock.patch.object(torch.backends.mps, "is_available", lambda: mps):
+        got = call_answer(fn, name="pick_device")
+    if not isinstance(got, (str, torch.device)):
+        raise Mismatch(f"pick_device should return a torch.device (or its name), got {describe(got)}.")
+    try:
+        kind = torch.device(got).type
+    except RuntimeError:
+        raise Mismatch(f"{got!r} is not a device PyTorch knows: NVIDIA GPUs are 'cuda', Apple GPUs 'mps'.") from None
+    want = "cuda" if cuda else "mps" if mps else "cpu"
+    if kind == want:
+        return
+    machine = {(False, False): "no GPU", (True, False): "an NVIDIA GPU", (False, True): "an Apple GPU",
+               (True, True): "both CUDA and MPS"}[case]
+    advice = {
+        "cuda": "CUDA comes first: check torch.cuda.is_available() before MPS."
+        if kind == "mps" else "use the GPU when torch.cuda.is_available() is True.",
+        "mps": "on a Mac, use the GPU when torch.backends.mps.is_available() is True.",
+        "cpu": "fall back to the CPU when neither torch.cuda.is_available() nor "
+               "torch.backends.mps.is_available() is True.",
+    }[want]
+    raise Mismatch(f"on a machine with {machine}, pick_device returned '{kind}': {advice}")
+
+
+def _cases_device():
+    return [(False, False), (True, False), (False, True), (True, True)]
+
+
+ex1 = Exercise(
+    1, "pick_device", points=1, judge=_judge_device, cases=_cases_device,
+    hints=[
+        "Ask PyTorch in order: is there CUDA? is there MPS? Otherwise the CPU.",
+        "torch.cuda.is_available() and torch.backends.mps.is_available() answer True or False; "
+        "return torch.device('cuda'), torch.device('mps') or torch.device('cpu').",
+    ],
+)
+
+
+# --------------------------------------------------------------- 2: a custom Dataset
+
+
+class ScaleTransform:
+    """uint8 (28, 28) -> float (1, 28, 28) in [0, 1]; counts its calls and what it was given."""
+
+    def __init__(self):
+        self.inputs: list[int] = []
+
+    def __call__(self, image):
+        self.inputs.append(getattr(image, "ndim", 0))
+        return torch.as_tensor(image).float().div(255).unsqueeze(0)
+
+
+def _cases_dataset():
+    g = _gen(20)
+    images = torch.randint(0, 256, (10, 28, 28), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (10,), generator=g)
+    return [(images, labels, True), (images[:7], labels[:7], False)]
+
+
+def _label_ok(label, want: torch.Tensor) -> bool:
+    if isinstance(label, torch.Tensor):
+        return label.numel() == 1 and label.ndim == 0 and int(label) == int(want)
+    return isinstance(label, int) and label == int(want)
+
+
+def _judge_dataset(cls, case):
+    images, labels, with_transform = case
+    if not isinstance(cls, type):
+        raise Mismatch(f"FashionDataset should be a class (class FashionDataset(Dataset): ...), got {describe(cls)}.")
+    transform = ScaleTransform() if with_transform else None
+    ds = call_answer(cls, images, labels, transform, name="FashionDataset", explain=_dataset_error)
+    if not isinstance(ds, Dataset):
+        raise Mismatch("subclass torch.utils.data.Dataset: class FashionDataset(Dataset).")
+    n = call_answer(len, ds, name="len", explain=_dataset_error)
+    if n != len(labels):
+        raise Mismatch(f"len() of a dataset of {len(labels)} examples returned {n}: return the number of examples.")
+    for i in (0, 3, len(labels) - 1):
+        item = call_answer(ds.__getitem__, i, name="dataset.__getitem__", explain=_dataset_error)
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise Mismatch(f"dataset[{i}] should be a pair (image, label), got {describe(item)}.")
+        image, label = item
+        want = transform(images[i]) if transform else images[i]
+        if _label_ok(image, labels[i]) and isinstance(label, torch.Tensor) and label.ndim >= 2:
+            raise Mismatch("the pair is the wrong way round: return (image, label).")
+        if transform and 0 in transform.inputs:
+            raise Mismatch("the transform was applied to the label: apply it to the image only.")
+        if not isinstance(image, torch.Tensor) or image.shape != want.shape:
+            if transform and isinstance(image, torch.Tensor) and image.shape == images[i].shape:
+                raise Mismatch("the image is returned unchanged: apply self.transform to it when it is not None.")
+            raise Mismatch(f"dataset[{i}][0] should be the image, got {describe(image)}.")
+        if not torch.equal(image, want):
+            raise Mismatch(f"dataset[{i}] is not example {i}: index self.images and self.labels with the index "
+                           "you are given.")
+        if not _label_ok(label, labels[i]):
+            if isinstance(label, torch.Tensor) and label.numel() == 1:
+                raise Mismatch("the label has a dimension too many: index with one integer, labels[index].")
+            raise Mismatch(f"dataset[{i}][1] should be label {i} (an int or a 0-d tensor), got {describe(label)}.")
+    images_b, labels_b = next(iter(DataLoader(ds, batch_size=4)))
+    if tuple(labels_b.shape) != (4,):
+        raise Mismatch(f"a DataLoader batch of 4 labels has shape {tuple(labels_b.shape)}, not (4,).")
+
+
+def _dataset_error(message: str) -> str | None:
+    if "'NoneType' object is not callable" in message:
+        return "transform may be None: apply it only when one was given (if self.transform is not None)."
+    if "cannot be interpreted as an integer" in message or "should return >= 0" in message:
+        return "__len__ must return one int: the number of examples, len(self.labels)."
+    if "takes" in message and "positional argument" in message:
+        return "the class takes (images, labels, transform=None), and __getitem__ takes (self, index)."
+    return None
+
+
+ex2 = Exercise(
+    2, "FashionDataset", points=2, judge=_judge_dataset, cases=_cases_dataset,
+    hints=[
+        "A map-style Dataset needs three methods: __init__ keeps the tensors and the transform, __len__ "
+        "says how many examples there are, __getitem__(index) returns one (image, label) pair.",
+        "In __getitem__: image = self.images[index]; if self.transform is not None: image = "
+        "self.transform(image); return image, self.labels[index].",
+    ],
+)
+
+
+# --------------------------------------------------------------- 3: train_one_epoch
+
+
+def tiny_model(seed: int = 30, dropout: float = 0.0) -> nn.Sequential:
+    """A probe followed by a 6 → 8 → 3 MLP: small enough to compare weights exactly."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        layers = [Probe(), nn.Linear(6, 8), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
+        return nn.Sequential(*layers, nn.Linear(8, 3))
+
+
+def tiny_loader(n: int = 10, batch_size: int = 4, seed: int = 31) -> DataLoader:
+    """``n`` random examples in batches of ``batch_size`` (the last one smaller), not shuffled."""
+    g = _gen(seed)
+    return DataLoader(TensorDataset(torch.randn(n, 6, generator=g), torch.randint(0, 3, (n,), generator=g)),
+                      batch_size=batch_size)
+
+
+def _flat(model) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def _reference_epoch(model, loader, lr, *, zero_grad=True):
+    """Plain SGD over ``loader``; returns the weights and the (loss, batch size) of every batch."""
+    model = copy.deepcopy(model).train()
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    losses = []
+    for x, y in loader:
+        if zero_grad:
+            opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append((loss.item(), len(y)))
+    return _flat(model), losses
+
+
+def _weighted(losses) -> float:
+    return sum(v * n for v, n in losses) / sum(n for _, n in losses)
+
+
+def _loss_advice(got: float, losses, what: str) -> str | None:
+    """Name the usual ways of averaging wrongly; None when ``got`` matches none of them."""
+    batch_mean = sum(v for v, _ in losses) / len(losses)
+    wrong = {
+        batch_mean: f"you averaged the batch means, but the last batch is smaller: weight each batch's {what} "
+                    "by its size and divide by the number of examples.",
+        sum(v for v, _ in losses): f"that is the sum of the batch {what}es: divide by the number of examples.",
+        sum(v * n for v, n in losses): "that is the total over all examples: divide it by the number of examples.",
+        losses[-1][0]: f"that is the last batch's {what}: return the average over the whole epoch.",
+    }
+    for value, advice in wrong.items():
+        if abs(got - value) <= 1e-4 * max(1.0, abs(value)):
+            return advice
+    return None
+
+
+def _judge_train(fn, case):
+    model, loader, lr = case
+    want_w, losses = _reference_epoch(model, loader, lr)
+    mine = copy.deepcopy(model).eval()  # as evaluate() leaves it: the loop must switch to train mode
+    probe = mine[0]
+    probe.modes.clear(), probe.grad_enabled.clear()
+    opt = torch.optim.SGD(mine.parameters(), lr=lr)
+    got = _number(call_answer(fn, mine, loader, nn.CrossEntropyLoss(), opt, torch.device("cpu"),
+                              name="train_one_epoch", explain=_train_error), "train_one_epoch(...)")
+    if not probe.modes:
+        raise Mismatch("the model was never called: compute outputs = model(images) for every batch.")
+    if not all(probe.modes):
+        raise Mismatch("the model ran in eval mode: call model.train() at the start (evaluate() leaves it in "
+                       "eval mode, and dropout and batch norm behave differently there).")
+    if not all(probe.grad_enabled):
+        raise Mismatch("the forward pass ran without gradients: don't wrap training in torch.no_grad().")
+    have = _flat(mine)
+    if not values_close(have, want_w, rtol=1e-4, atol=1e-6):
+        if values_close(have, _flat(model)):
+            raise Mismatch("the weights did not change: call loss.backward() and then optimizer.step(), in that "
+                           "order, for every batch.")
+        if values_close(have, _reference_epoch(model, loader, lr, zero_grad=False)[0], rtol=1e-4, atol=1e-6):
+            raise Mismatch("optimizer.zero_grad() is missing: the gradients of earlier batches pile up in .grad and "
+                           "every step uses their sum.")
+        raise Mismatch("after one epoch the weights differ from zero_grad, forward, loss, backward, step over "
+                       "every batch in order: take exactly one optimizer step per batch.")
+    if abs(got - _weighted(losses)) > 1e-4 * max(1.0, abs(got)):
+        raise Mismatch(f"the weights are right but the returned loss is not the mean loss per example: "
+                       f"{_loss_advice(got, losses, 'loss') or 'use each batch loss before its step.'}")
+
+
+def _train_error(message: str) -> str | None:
+    if "does not require grad" in message:
+        return "loss.backward() needs the graph: don't compute the loss inside torch.no_grad() or from .item()."
+    if "backward through the graph a second time" in message:
+        return "call loss.backward() once per batch, on the loss of that batch."
+    return None
+
+
+def _cases_train():
+    return [(tiny_model(), tiny_loader(), 0.5)]
+
+
+ex3 = Exercise(
+    3, "train_one_epoch", points=3, judge=_judge_train, cases=_cases_train,
+    hints=[
+        "model.train() once at the start; then for every (images, labels) batch: move both to the device, "
+        "zero the gradients, forward, loss, backward, step. Keep a running total of loss × batch size.",
+        "optimizer.zero_grad(); loss = loss_fn(model(images), labels); loss.backward(); optimizer.step(); "
+        "total += loss.item() * len(labels); count += len(labels); finally return total / count.",
+    ],
+)
+
+
+# --------------------------------------------------------------- 4: evaluate
+
+
+@torch.no_grad()
+def _reference_eval(model, loader):
+    model = copy.deepcopy(model).eval()
+    losses, accs = [], []
+    for x, y in loader:
+        logits = model(x)
+        losses.append((nn.functional.cross_entropy(logits, y).item(), len(y)))
+        accs.append(((logits.argmax(1) == y).float().mean().item(), len(y)))
+    return losses, accs
+
+
+def _judge_eval(fn, case):
+    model, loader = case
+    losses, accs = _reference_eval(model, loader)
+    mine = copy.deepcopy(model).train()  # as training leaves it: evaluate must switch to eval mode
+    probe = mine[0]
+    probe.modes.clear(), probe.grad_enabled.clear()
+    got = call_answer(fn, mine, loader, nn.CrossEntropyLoss(), torch.device("cpu"), name="evaluate")
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise Mismatch(f"evaluate should return two numbers (mean loss, accuracy), got {describe(got)}.")
+    loss, acc = _number(got[0], "the loss"), _number(got[1], "the accuracy")
+    if any(probe.modes):
+        raise Mismatch("the model ran in train mode: call model.eval() first; in train mode dropout switches "
+                       "random units off, so the result changes from run to run.")
+    if any(probe.grad_enabled):
+        raise Mismatch("evaluation recorded gradients: wrap the loop in `with torch.no_grad():` (it saves memory "
+                       "and time, and nothing here needs a gradient).")
+    if any(p.grad is not None for p in mine.parameters()):
+        raise Mismatch("evaluation must not call backward(): it only measures.")
+    want_loss, want_acc = _weighted(losses), _weighted(accs)
+    if abs(loss - want_acc) < 1e-5 and abs(acc - want_loss) < 1e-4:
+        raise Mismatch("loss and accuracy are swapped: return (mean loss, accuracy).")
+    if abs(loss - want_loss) > 1e-4 * max(1.0, want_loss):
+        advice = _loss_advice(loss, losses, "loss") or "average the loss per example."
+        raise Mismatch(f"the mean loss is wrong: {advice}")
+    if abs(acc - 100 * want_acc) < 1e-3 and want_acc > 0:
+        raise Mismatch("return the accuracy as a fraction between 0 and 1, not a percentage.")
+    if abs(acc - want_acc) > 1e-6:
+        advice = _loss_advice(acc, accs, "accuracy") or "count correct predictions (argmax of the logits equals " \
+                                                        "the label) over all examples."
+        raise Mismatch(f"the accuracy is wrong: {advice}")
+
+
+def _cases_eval():
+    return [(tiny_model(dropout=0.5), tiny_loader(n=10, batch_size=4, seed=32))]
+
+
+ex4 = Exercise(
+    4, "evaluate", points=2, judge=_judge_eval, cases=_cases_eval,
+    hints=[
+        "Two switches first: model.eval() (dropout and batch norm in evaluation mode) and torch.no_grad() "
+        "(no graph). Then add up the loss × batch size and the number of correct predictions.",
+        "correct += (model(images).argmax(dim=1) == labels).sum().item(); at the end return "
+        "(total_loss / count, correct / count).",
+    ],
+)
+
+
+# --------------------------------------------------------------- 5: find the bugs
+
+
+BUGS = ("missing zero_grad", "missing backward", "evaluating in train mode", "accuracy on the training loader",
+        "test set shuffled", "learning rate too small")
+LOOPS = ("loop_a", "loop_b", "loop_c")
+# The answer key, as digests so that reading this file does not give the answer away.
+_KEY = {"loop_a": "59a695bc3635eda0", "loop_b": "3c07adfce28ded8f", "loop_c": "ab7669facdff5a95"}
+
+
+def _digest(loop: str, bug: str) -> str:
+    return hashlib.sha256(f"lesson05:{loop}={bug}".encode()).hexdigest()[:16]
+
+
+def _judge_bugs(diagnosis, loops):
+    if not isinstance(diagnosis, dict):
+        raise Mismatch(f"diagnosis should be a dict like {{'loop_a': '...', ...}}, got {describe(diagnosis)}.")
+    if set(diagnosis) != set(LOOPS):
+        raise Mismatch(f"diagnosis should have exactly the keys {', '.join(LOOPS)}.")
+    if all(v is None for v in diagnosis.values()):
+        raise NotAttempted()
+    for loop in LOOPS:
+        if diagnosis[loop] not in BUGS:
+            raise Mismatch(f"diagnosis[{loop!r}] is {diagnosis[loop]!r}: choose one of checks.BUGS.")
+    wrong = [loop for loop in loops if _digest(loop, diagnosis[loop]) != _KEY[loop]]
+    if wrong:
+        raise Mismatch(f"{len(wrong)} of {len(loops)} loops diagnosed wrongly ({', '.join(wrong)}): run each loop "
+                       "again and ask what its numbers say, then compare its code line by line with your "
+                       "train_one_epoch and evaluate.")
+
+
+ex5 = Exercise(
+    5, "diagnosis", points=2, judge=_judge_bugs, cases=lambda: [LOOPS], needs_callable=False,
+    hints=[
+        "One loop has a loss that behaves oddly, one gives a different test accuracy every time you "
+        "evaluate the same model, and one reports an accuracy that is too good to be true.",
+        "Gradients add up unless reset; dropout is active in train mode; a model scored on the examples it "
+        "trained on looks better than it is.",
+    ],
+)
+
+EXERCISES = (ex1, ex2, ex3, ex4, ex5)

@@ -1,0 +1,150 @@
+"""Lesson 04's checks: each accepts a right answer, spots the stub, and names typical mistakes."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from helpers.checks import lesson04 as L
+from tests.conftest import assert_correct, assert_incorrect, assert_not_attempted
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+# ------------------------------------------------------------------ exercise 1
+
+
+def test_ex1_conv_output_size():
+    assert_correct(L.ex1.check(lambda n, k, s=1, p=0: (n + 2 * p - k) // s + 1))
+    assert_correct(L.ex1.check(lambda n, k, s=1, p=0: int((n + 2 * p - k) / s) + 1))
+    assert_not_attempted(L.ex1.check(stub))
+    assert_incorrect(L.ex1.check(lambda n, k, s=1, p=0: (n - k) // s + 1), "padding is missing")
+    assert_incorrect(L.ex1.check(lambda n, k, s=1, p=0: (n + p - k) // s + 1), "2 * padding")
+    assert_incorrect(L.ex1.check(lambda n, k, s=1, p=0: (n + 2 * p - k) // s), "+1 is missing")
+    assert_incorrect(L.ex1.check(lambda n, k, s=1, p=0: math.ceil((n + 2 * p - k) / s) + 1), "rounds down")
+    assert_incorrect(L.ex1.check(lambda n, k, s=1, p=0: n + 2 * p - k + 1), "stride")
+    assert_incorrect(L.ex1.check(lambda n, k, s=1, p=0: (n + 2 * p - k) / s + 1), "//")
+    assert_incorrect(L.ex1.check(lambda n, k, s=1, p=0: torch.tensor((n + 2 * p - k) // s + 1)), "int")
+    assert_incorrect(L.ex1.check(lambda n, k, s=1, p=0: None), "return")
+
+
+# ------------------------------------------------------------------ exercise 2
+
+
+def _flatten_right(features, shape):
+    with torch.no_grad():
+        return features(torch.zeros(1, *shape))[0].numel()
+
+
+def test_ex2_flatten_size():
+    assert_correct(L.ex2.check(_flatten_right))
+    assert_correct(L.ex2.check(lambda f, s: math.prod(f(torch.zeros(2, *s)).shape[1:])))
+    assert_not_attempted(L.ex2.check(stub))
+    assert_incorrect(L.ex2.check(lambda f, s: 64 * 4 * 4), "64·4·4", "different")
+    assert_incorrect(L.ex2.check(lambda f, s: math.prod(f(torch.zeros(1, *s)).shape[2:])), "channels")
+    assert_incorrect(L.ex2.check(lambda f, s: f(torch.zeros(2, *s)).numel()), "whole dummy batch")
+    assert_incorrect(L.ex2.check(lambda f, s: f(torch.zeros(1, *s)).shape[1]), "only the number of channels")
+    assert_incorrect(L.ex2.check(lambda f, s: f(torch.zeros(1, *s)).shape[1:]), "int")
+    assert_incorrect(L.ex2.check(lambda f, s: f(torch.zeros(1, *s))[0].numel() * 1.0), "//")
+
+
+def test_ex2_hidden_cases_catch_hard_coded_sizes():
+    hidden = [(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(2)), (3, 32, 32)),
+              (L.classic_features(), (1, 36, 28))]
+    L.ex2.grade(_flatten_right, cases=hidden)
+    with pytest.raises(AssertionError, match="different"):
+        L.ex2.grade(lambda f, s: 1024, cases=hidden)
+
+
+# ------------------------------------------------------------------ exercise 3
+
+
+def test_ex3_conv_block():
+    assert_correct(L.ex3.check(L.reference_block))
+    assert_correct(L.ex3.check(lambda i, o: nn.Sequential(nn.Conv2d(i, o, 5), nn.BatchNorm2d(o), nn.ReLU(),
+                                                         nn.MaxPool2d(2))))
+    assert_not_attempted(L.ex3.check(stub))
+    assert_incorrect(L.ex3.check(lambda i, o: [nn.Conv2d(i, o, 5), nn.ReLU(), nn.MaxPool2d(2), nn.BatchNorm2d(o)]),
+                     "nn.Sequential")
+    assert_incorrect(L.ex3.check(lambda i, o: nn.Sequential(nn.Conv2d(o, i, 5), nn.ReLU(), nn.MaxPool2d(2),
+                                                           nn.BatchNorm2d(o))), "swapped")
+    assert_incorrect(L.ex3.check(lambda i, o: nn.Sequential(nn.Conv2d(i, o, 3), nn.ReLU(), nn.MaxPool2d(2),
+                                                           nn.BatchNorm2d(o))), "5×5")
+    assert_incorrect(L.ex3.check(lambda i, o: nn.Sequential(nn.Conv2d(i, o, 5, padding=2), nn.ReLU(),
+                                                           nn.MaxPool2d(2), nn.BatchNorm2d(o))), "no padding")
+    assert_incorrect(L.ex3.check(lambda i, o: nn.Sequential(nn.Conv2d(i, o, 5), nn.MaxPool2d(2),
+                                                           nn.BatchNorm2d(o))), "ReLU")
+    assert_incorrect(L.ex3.check(lambda i, o: nn.Sequential(nn.Conv2d(i, o, 5), nn.ReLU(), nn.BatchNorm2d(o))),
+                     "MaxPool2d(2)")
+    assert_incorrect(L.ex3.check(lambda i, o: nn.Sequential(nn.Conv2d(i, o, 5), nn.ReLU(), nn.MaxPool2d(2))),
+                     "BatchNorm2d")
+    assert_incorrect(L.ex3.check(lambda i, o: nn.Sequential(nn.Conv2d(i, o, 5), nn.ReLU(), nn.MaxPool2d(2),
+                                                           nn.BatchNorm2d(i))), "BatchNorm2d")
+    assert_incorrect(L.ex3.check(lambda i, o: nn.Sequential(nn.ReLU(), nn.Conv2d(i, o, 5), nn.MaxPool2d(2),
+                                                           nn.BatchNorm2d(o))), "first")
+
+
+# ------------------------------------------------------------------ exercise 4
+
+
+def test_ex4_conv_params():
+    assert_correct(L.ex4.check(lambda i, o, k: o * (i * k * k) + o))
+    assert_correct(L.ex4.check(lambda i, o, k: sum(p.numel() for p in nn.Conv2d(i, o, k).parameters())))
+    assert_not_attempted(L.ex4.check(stub))
+    assert_incorrect(L.ex4.check(lambda i, o, k: i * o * k * k), "biases")
+    assert_incorrect(L.ex4.check(lambda i, o, k: o * k * k + o), "every input channel")
+    assert_incorrect(L.ex4.check(lambda i, o, k: i * o * k + o), "k²")
+    assert_incorrect(L.ex4.check(lambda i, o, k: i * o * k * k + i), "per output channel")
+    assert_incorrect(L.ex4.check(lambda i, o, k: (i * o * k * k + o) * 24 * 24), "weight sharing")
+    assert_incorrect(L.ex4.check(lambda i, o, k: float(i * o * k * k + o)), "//")
+
+
+# ------------------------------------------------------------------ exercise 5
+
+
+def _cnn(c1=32, c2=64, hidden=128, *, flat=None, head=(), relu=True):
+    return nn.Sequential(L.reference_block(1, c1), L.reference_block(c1, c2), nn.Flatten(),
+                         nn.Linear(flat or c2 * 4 * 4, hidden), *([nn.ReLU()] if relu else []),
+                         nn.Linear(hidden, 10), *head)
+
+
+def test_ex5_build_cnn():
+    assert_correct(L.ex5.check(L.reference_cnn))
+    assert_correct(L.ex5.check(lambda c1=32, c2=64, hidden=128: _cnn(c1, c2, hidden)))
+    assert_not_attempted(L.ex5.check(stub))
+    assert_incorrect(L.ex5.check(lambda c1, c2, h: _cnn(c1, c2, h, flat=64 * 4 * 4)), "64·4·4", "c2 = 64")
+    assert_incorrect(L.ex5.check(lambda c1, c2, h: _cnn(c1, c2, h, head=(nn.Softmax(dim=1),))), "logits")
+    assert_incorrect(L.ex5.check(lambda c1, c2, h: _cnn(c1, c2, 64)), "fewer")
+    assert_incorrect(L.ex5.check(lambda c1, c2, h: _cnn(c1, c2, h, relu=False)), "ReLU")
+    assert_incorrect(L.ex5.check(lambda c1, c2, h: nn.Sequential(L.reference_block(1, c1), L.reference_block(c1, c2),
+                                                                 nn.Linear(c2 * 16, 10))), "Flatten() is missing")
+    assert_incorrect(L.ex5.check(lambda c1, c2, h: None), "nn.Module")
+
+
+def test_ex5_a_network_that_cannot_learn_is_caught():
+    # Dropout(1.0) zeroes every feature: same shapes and parameters, but nothing to learn from.
+    assert_incorrect(L.ex5.check(lambda c1, c2, h: _cnn(c1, c2, h, head=())[:-1].append(nn.Dropout(1.0))
+                                 .append(nn.Linear(h, 10))), "does not learn")
+
+
+def test_ex5_the_not_attempted_conv_block_counts_as_not_attempted():
+    assert_not_attempted(L.ex5.check(lambda c1, c2, h: nn.Sequential(stub(1, c1))))
+
+
+def test_every_exercise_has_two_hints_and_points():
+    assert [ex.points for ex in L.EXERCISES] == [2, 2, 2, 1, 3]
+    for ex in L.EXERCISES:
+        assert "hint 1 of 2" in str(ex.hint(1)) and "hint 2 of 2" in str(ex.hint(2))
+
+
+def test_points_agree_with_the_notebooks_graded_cells():
+    import nbformat
+
+    from tests.conftest import ROOT
+    from tests.notebook_tools import exercises
+
+    nb = nbformat.read(ROOT / "solutions" / "04_cnn" / "04_cnn.ipynb", as_version=4)
+    assert [points for _, points in exercises(nb)] == [ex.points for ex in L.EXERCISES]
