@@ -90,7 +90,11 @@ REVEAL = "window.__reveal"
 GET_REVEAL = f"""() => new Promise(done => require(['{slides.URLS['reveal_url_prefix']}/dist/reveal.js'],
                                                    R => {{ {REVEAL} = R; done(R.getTotalSlides()); }}))"""
 WALK = f"""() => {{
-    const R = {REVEAL}; R.slide(0, 0);
+    const R = {REVEAL};
+    // A vertical stack remembers the subslide last shown and is re-entered there: forget it,
+    // so that next() starts every stack at its top and the walk visits every slide.
+    document.querySelectorAll('section.stack').forEach(s => s.removeAttribute('data-previous-indexv'));
+    R.slide(0, 0);
     const seen = new Set([R.getIndices().h + '/' + R.getIndices().v]);
     for (let i = 0; i < 2000 && !(R.isLastSlide() && !R.availableFragments().next); i++) {{
         R.next(); seen.add(R.getIndices().h + '/' + R.getIndices().v);
