@@ -1,5 +1,8 @@
 """The check machinery: outcomes, message order, hints, and the guarantees graded cells rely on."""
 
+import importlib
+
+import nbformat
 import pytest
 import torch
 
@@ -11,6 +14,9 @@ from helpers.checks.core import (
     expect_tensor_like,
     shape_text,
 )
+from helpers.course.release import find_lessons
+from tests.conftest import ROOT
+from tests.notebook_tools import exercises
 
 
 def _judge(fn, x):
@@ -110,3 +116,14 @@ def test_shape_text():
 
 def test_mismatch_is_an_exception():
     assert issubclass(Mismatch, Exception)
+
+
+@pytest.mark.parametrize("lesson", [lesson.name for lesson in find_lessons(ROOT)])
+def test_every_lessons_checks_have_staged_hints_and_the_notebooks_points(lesson):
+    """helpers/checks/lessonNN.py has one exercise per answer cell of the notebook, in order, each
+    worth the points of its graded cells and with two staged hints."""
+    checks = importlib.import_module(f"helpers.checks.lesson{lesson[:2]}")
+    nb = nbformat.read(ROOT / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
+    assert [points for _, points in exercises(nb)] == [ex.points for ex in checks.EXERCISES]
+    for ex in checks.EXERCISES:
+        assert "hint 1 of 2" in str(ex.hint(1)) and "hint 2 of 2" in str(ex.hint(2)), ex.title
