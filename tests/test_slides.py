@@ -56,6 +56,19 @@ def test_deck_shows_stubs_and_no_solution_or_hidden_test(lesson, rendered):
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
+def test_every_lesson_has_speaker_notes_in_its_deck(lesson, rendered):
+    """Each lesson gives the presenter at least one note; each notes cell becomes a note in the deck
+    (hidden on the slide, shown in the speaker view: tests/test_browser.py presses S)."""
+    source = nbformat.read(ROOT / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
+    notes = [c.source for c in source.cells if c.metadata.get("slideshow", {}).get("slide_type") == "notes"]
+    assert notes, "give the presenter at least one speaker-notes cell (slide type 'notes')"
+    asides = re.findall(r'<aside class="notes">(.*?)</aside>', rendered[lesson], re.S)
+    assert len(asides) == len(notes)
+    for note, aside in zip(notes, asides, strict=True):
+        assert _text(note.split("`")[0][:40]) in _text(aside), note[:60]
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
 def test_deck_loads_nothing_from_the_network(lesson, rendered, tmp_path):
     page = rendered[lesson]
     urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", page)
