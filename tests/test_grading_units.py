@@ -299,3 +299,40 @@ def test_grading_uids_are_never_shared_between_runs():
         assert all(sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.UID_RANGE for uid in first + second)
     finally:
         sandbox.release_uids(first + second)
+
+
+def test_what_a_kernel_leaves_running_is_killed_and_the_kernel_kept():
+    """A stand-in kernel (a session leader) whose children keep forking, as a fork bomb's copies do:
+    kill_strays stops them all, whatever they do meanwhile, and leaves the leader alone."""
+    import subprocess
+    import sys
+    import time
+
+    from helpers.grading import sandbox
+
+    code = ("import os, time\n"
+            "for _ in range(3):\n"
+            "    if os.fork() == 0:\n"
+            "        while True:\n"
+            "            try:\n"
+            "                os.fork()\n"
+            "            except OSError:\n"
+            "                pass\n"
+            "            time.sleep(0.05)\n"
+            "time.sleep(60)\n")
+    leader = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    try:
+        members = lambda: [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != leader.pid  # noqa: E731
+                           and sandbox._session_of(int(p)) == leader.pid]
+        deadline = time.monotonic() + 20
+        while len(members()) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(members()) >= 6, "the stand-in kernel did not start forking"
+        assert sandbox.kill_strays(leader.pid, None) >= 6
+        time.sleep(0.2)
+        assert [p for p in members() if sandbox._running(p)] == []
+        assert sandbox.kill_strays(leader.pid, None) == 0  # zombies (killed, not yet reaped) are left alone
+        assert leader.poll() is None, "the kernel itself must survive"
+    finally:
+        os.killpg(leader.pid, 9)
+        leader.wait()

@@ -73,6 +73,8 @@ class GuardedExecute(Execute):
 
     guard_name = Unicode("", help="builtin the kernel exposes as the guard; empty: no guard").tag(config=True)
     guard_token = Unicode("", help="what a genuine guard answers first").tag(config=True)
+    kernel_uid = Integer(None, allow_none=True, help="the uid the kernel runs as (a slot uid), if any").tag(
+        config=True)
     max_output_bytes = Integer(200_000, help="output kept per cell").tag(config=True)
 
     def __init__(self, *args, **kwargs):
@@ -103,8 +105,19 @@ class GuardedExecute(Execute):
         LAST_RUN["restored"] = list(dict.fromkeys(self.restored))
         return self.nb, self.resources
 
+    def _reap_strays(self) -> None:
+        """Kill what earlier cells left running (a fork bomb's copies of the kernel, which would
+        otherwise spin and answer on the kernel's sockets); an answer never needs a process to
+        outlive its cell."""
+        from helpers.grading import sandbox
+
+        kernel = getattr(getattr(self.km, "provisioner", None), "pid", None)
+        if kernel:
+            sandbox.kill_strays(kernel, self.kernel_uid)
+
     def _run_cell(self, cell, resources, index) -> str:
         """Execute one cell; return why execution must stop ('' to go on)."""
+        self._reap_strays()
         try:
             if is_graded(cell):
                 problem = self._guard()

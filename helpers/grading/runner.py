@@ -27,7 +27,11 @@ from helpers.course.release import Lesson
 from helpers.grading import course, sandbox
 from helpers.grading.layouts import Submission
 
-GRADING_ENV = {"COURSE_FAST": "1", "COURSE_OFFLINE": "1", "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
+# OMP_NUM_THREADS=1: several kernels run at once, and torch's default of one OpenMP thread per core
+# oversubscribes the CPU (two fast-mode lessons at once on 2 cores: 45-76 s each with 2 threads, 15-18 s
+# with 1). The same for --jobs 1, so that a grade never depends on the number of jobs.
+GRADING_ENV = {"COURSE_FAST": "1", "COURSE_OFFLINE": "1", "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore",
+               "OMP_NUM_THREADS": "1"}
 
 
 @dataclass

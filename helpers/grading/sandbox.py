@@ -247,6 +247,56 @@ def kill_uid(uid: int, rounds: int = 20) -> int:
     return killed
 
 
+def _session_of(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def _running(pid: int) -> bool:
+    """Not a zombie (a killed process its parent has not reaped: nothing left to kill)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_strays(kernel: int, uid: int | None, rounds: int = 40) -> int:
+    """SIGKILL every process the kernel left behind (a fork bomb's copies of it), keeping the kernel.
+
+    Strays are the other processes of the slot ``uid`` when there is one, else the other members of
+    the kernel's session (it is a session leader). They are stopped first, so that a fork bomb
+    cannot outrun the killing. Returns how many were killed.
+    """
+    if uid in (0, os.getuid()):
+        uid = None  # never the grader's own processes: the session alone says what is the kernel's
+
+    def strays() -> list[int]:
+        if uid is not None:
+            found = [p for p in _pids_of(uid) if p != kernel]
+        else:
+            found = [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != kernel
+                     and _session_of(int(e)) == kernel]
+        return [p for p in found if _running(p)]
+
+    killed = 0
+    for _ in range(rounds):
+        found = strays()
+        if not found:
+            break
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in found:
+                try:
+                    os.kill(pid, sig)
+                    killed += sig == signal.SIGKILL
+                except OSError:
+                    pass
+        time.sleep(0.02)
+    return killed
+
+
 def available() -> str:
     """'' when grading kernels can be isolated on this machine, else why not."""
     with tempfile.TemporaryDirectory(prefix="course-probe-") as tmp:

@@ -186,6 +186,7 @@ class Worker:
         config = self.config.copy()
         config.GuardedExecute.guard_name = self.guard_name
         config.GuardedExecute.guard_token = self.guard_token
+        config.GuardedExecute.kernel_uid = self.uid
         config.Autograde.autograde_preprocessors = _preprocessors(execute.GuardedExecute)
         coursedir = CourseDirectory(config=config, root=str(course))
         coursedir.assignment_id, coursedir.student_id = self.lesson, STUDENT
