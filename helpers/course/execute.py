@@ -15,11 +15,13 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from helpers.course.polling import patch_nbclient
 from helpers.course.release import ReleaseError, read_source, strip_run_metadata
 
 
 def execute(path: Path, *, fast: bool = False, timeout: int = 600) -> float:
     """Run ``path`` top to bottom in its own folder and save it with outputs; returns seconds taken."""
+    patch_nbclient()
     nb = read_source(path)
     saved = {k: os.environ.get(k) for k in ("COURSE_FAST", "COURSE_OFFLINE", "MPLBACKEND")}
     os.environ.update({"COURSE_FAST": "1" if fast else "0", "COURSE_OFFLINE": "1"})

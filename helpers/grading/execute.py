@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import os
 import sys
+import time
 import uuid
 
 from jupyter_client.manager import AsyncKernelManager
@@ -23,6 +24,8 @@ from nbclient.util import ensure_async
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Integer, Unicode
+
+from helpers.course.polling import slice_polls
 
 LAST_RUN: dict[str, list] = {}  # the last notebook's restorations and kernel death (one per worker at a time)
 
@@ -92,6 +95,7 @@ class GuardedExecute(Execute):
         self._sizes: dict[int, int] = {}
         stopped = ""
         with self.setup_kernel():
+            slice_polls(self.kc)
             info = self.wait_for_reply(self.kc.kernel_info())
             self.nb.metadata["language_info"] = info["content"]["language_info"]
             for index, cell in enumerate(self.nb.cells):
@@ -100,7 +104,10 @@ class GuardedExecute(Execute):
                 if stopped:
                     cell.outputs = [_error("NotRun", stopped)]
                     continue
+                started = time.monotonic()
                 stopped = self._run_cell(cell, resources, index)
+                if time.monotonic() - started > 5:
+                    LAST_RUN.setdefault("slow", []).append([index, round(time.monotonic() - started, 1)])
         self.set_widgets_metadata()
         LAST_RUN["restored"] = list(dict.fromkeys(self.restored))
         return self.nb, self.resources

@@ -194,7 +194,8 @@ class Worker:
         app.force, app.create_student = True, True
         execute.LAST_RUN.clear()
         log = capture_log(app)
-        out = {"restored": execute.LAST_RUN.get("restored", []), "died": bool(execute.LAST_RUN.get("died"))}
+        out = {"restored": execute.LAST_RUN.get("restored", []), "died": bool(execute.LAST_RUN.get("died")),
+               "slow_cells": execute.LAST_RUN.get("slow", [])}  # [cell index, seconds] over 5 s, for the curious
         graded = course / "autograded" / STUDENT / self.lesson / f"{self.lesson}.ipynb"
         if not log.get("success") or not graded.is_file():
             out["problem"] = "nbgrader could not grade this notebook: " + _last_error(log) + self._kernel_said()
