@@ -78,16 +78,17 @@ def _test_accuracy(model, setup: Setup) -> float:
 
 
 def lesson04(setup: Setup) -> Result:
-    """The CNN of lesson 04 section 4: build_cnn(16, 32), Adam + OneCycleLR 5e-3, batch 128, 3 epochs."""
+    """The CNN of lesson 04 section 4: build_cnn(16, 32) channels-last, Adam + OneCycleLR 5e-3, batch 128, 3 epochs."""
     x, y = setup.tensors(train=True)
     torch.manual_seed(0)
-    model = reference_cnn(16, 32).to(setup.device)
+    model = reference_cnn(16, 32).to(setup.device, memory_format=torch.channels_last)
     epochs = setup.epochs(3)
     loader = training.TensorLoader(x, y, batch_size=128, shuffle=True, seed=0)
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-3, total_steps=epochs * len(loader))
     history = training.fit(model, loader, nn.CrossEntropyLoss(), optimizer, epochs, scheduler=scheduler)
-    return Result("lesson 04: CNN 16/32 + batch norm, Adam, 3 epochs", history.seconds, _test_accuracy(model, setup))
+    return Result("lesson 04: CNN 16/32 + batch norm, channels-last, Adam, 3 epochs", history.seconds,
+                  _test_accuracy(model, setup))
 
 
 def lesson05(setup: Setup) -> Result:

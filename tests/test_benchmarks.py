@@ -30,8 +30,8 @@ def _source(lesson):
 
 
 @pytest.mark.parametrize("lesson, snippets", [
-    ("04_cnn", ["build_cnn(c1=16, c2=32)", "lr=5e-3", "max_lr=5e-3", "fast_or_full(fast=1, full=3)",
-                "batch_size=128, shuffle=True, seed=0"]),
+    ("04_cnn", ["build_cnn(c1=16, c2=32).to(device, memory_format=torch.channels_last)", "lr=5e-3", "max_lr=5e-3",
+                "fast_or_full(fast=1, full=3)", "batch_size=128, shuffle=True, seed=0"]),
     ("05_training_loop", ["lr=3e-3", "CosineAnnealingLR(optimizer, T_max=epochs)", "fast_or_full(fast=2, full=8)",
                           "nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128)",
                           "batch_size=256, shuffle=True, seed=0"]),
