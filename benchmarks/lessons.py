@@ -236,9 +236,9 @@ def report(results: dict[str, Result], device: torch.device, quick: bool, out=sy
     threads = f", {torch.get_num_threads()} CPU threads" if device.type == "cpu" else ""
     print(f"\nFashion-MNIST, device {device}{threads}{' (QUICK smoke test: figures mean nothing)' if quick else ''}",
           file=out)
-    print(f"{'recipe':<58} {'train s':>8} {'test acc':>9}", file=out)
+    print(f"{'recipe':<66} {'train s':>8} {'test acc':>9}", file=out)
     for r in results.values():
-        print(f"{r.name:<58} {r.seconds:8.1f} {r.accuracy:9.1%}" + (f"  ({r.note})" if r.note else ""), file=out)
+        print(f"{r.name:<66} {r.seconds:8.1f} {r.accuracy:9.1%}" + (f"  ({r.note})" if r.note else ""), file=out)
     print("\ntargets (issue 6)", file=out)
     for statement, holds, figures in targets(results, device):
         print(f"  [{'met' if holds else 'MISSED'}] {statement}: {figures}", file=out)
