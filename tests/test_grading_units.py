@@ -336,3 +336,38 @@ def test_what_a_kernel_leaves_running_is_killed_and_the_kernel_kept():
     finally:
         os.killpg(leader.pid, 9)
         leader.wait()
+
+
+def test_a_course_inside_a_hidden_folder_stays_reachable_with_its_secrets_hidden(tmp_path):
+    """A course checked out under /tmp (which every kernel has hidden): the folder is covered, the
+    course is bound back in, read-only, and what is hidden inside the course stays hidden."""
+    import subprocess
+    import sys
+
+    from helpers.grading import sandbox
+
+    why = sandbox.available()
+    if why:
+        pytest.skip(f"kernels cannot be isolated on this machine: {why}")
+    outer = tmp_path / "outer"  # plays /tmp
+    course = outer / "course"
+    (course / "solutions").mkdir(parents=True)
+    (course / "solutions" / "answers.txt").write_text("secret")
+    (course / "lesson.txt").write_text("public")
+    (outer / "another-student.ipynb").write_text("secret")
+    home = tmp_path / "home"
+    home.mkdir()
+    plan = {"home": str(home), "home_mount": str(home), "uid": None,
+            "hide": sorted([str(outer), str(course / "solutions")]), "readonly": [str(course)],
+            "needed": sorted({sys.base_prefix, sys.prefix, str(course)})}
+    look = [str(course / "lesson.txt"), str(course / "solutions" / "answers.txt"), str(outer / "another-student.ipynb")]
+    code = ("import json, os, sys\nfrom helpers.grading import sandbox\n"
+            "plan, look = json.loads(sys.argv[1]), json.loads(sys.argv[2])\nsandbox.isolate(plan)\n"
+            "try:\n    open(os.path.join(plan['readonly'][0], 'new.txt'), 'w').close()\n    writable = True\n"
+            "except OSError:\n    writable = False\n"
+            "print(json.dumps({'seen': [os.path.exists(p) for p in look], 'writable': writable}))\n")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(plan), json.dumps(look)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"seen": [True, False, False], "writable": False}
+    assert (course / "solutions" / "answers.txt").read_text() == "secret"  # outside, nothing changed

@@ -140,7 +140,9 @@ def _sandbox_settings(root: Path, work: Path, lesson: Lesson, template: course.T
     hide += [work, Path(tempfile.gettempdir()), *hide_extra]
     if work.parent == Path(WORK_PARENT):
         hide.append(work.parent)  # other grading runs' folders too
-    hide = _outermost({str(p.resolve()) for p in hide if p.exists()})
+    # Every path, nested ones too: a folder that holds the course (say /tmp) is masked, not covered,
+    # and what lies inside the course must still be hidden after the course is bound back.
+    hide = sorted({str(p.resolve()) for p in hide if p.exists()})
     as_root = os.getuid() == 0
     return {"root": str(root), "work": str(work), "template": str(template.folder), "lesson": lesson.name,
             "timeout": settings.timeout, "max_output": settings.max_output, "isolate": settings.isolate,
@@ -168,11 +170,6 @@ def _memory_folder() -> str | None:
         return None
     os.makedirs(WORK_PARENT, mode=0o755, exist_ok=True)
     return WORK_PARENT
-
-
-def _outermost(paths: set[str]) -> list[str]:
-    """The paths not inside another one of them (covering a folder hides what is inside)."""
-    return sorted(p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths))
 
 
 def grade(subs: list[Submission], lesson: Lesson, out: Path, settings: Settings, *,

@@ -109,6 +109,12 @@ def _mask(folders: set[str], needed: list[str]) -> None:
             os.close(fd)
 
 
+def _holds(folder: str, paths: list[str]) -> bool:
+    """Whether one of ``paths`` is ``folder`` or lies inside it."""
+    top = os.path.realpath(folder).rstrip("/") + "/"
+    return any((os.path.realpath(p).rstrip("/") + "/").startswith(top) for p in paths)
+
+
 def _drop_capabilities() -> None:
     """No capability survives, and none can be regained through exec."""
     for cap in range(64):
@@ -128,14 +134,18 @@ def isolate(plan: dict) -> None:
     """
     _enter_namespace()
     home_fd = os.open(plan["home"], os.O_RDONLY)  # opened in the new namespace, before it is covered
-    for path in plan.get("hide", []):
-        if os.path.exists(path):  # not already hidden under another one
-            _cover(path)
     needed = plan.get("needed", [])
-    masks = set(plan.get("mask", []))
+    hide = plan.get("hide", [])
+    # A folder to hide that holds something the kernel needs (the course checked out under /tmp,
+    # say) is masked: covered, with the needed paths bound back in. Masks go first, so that what
+    # is hidden inside a needed path (the course's solutions) is covered after it is bound back.
+    masks = set(plan.get("mask", [])) | {h for h in hide if os.path.isdir(h) and _holds(h, needed)}
     if plan.get("uid") is not None:
         masks |= _closed_ancestors(needed)
     _mask(masks, needed)
+    for path in hide:
+        if path not in masks and os.path.exists(path):  # not already hidden under another one
+            _cover(path)
     _rebind(home_fd, plan["home_mount"])
     os.close(home_fd)
     for path in plan.get("readonly", []):
