@@ -127,3 +127,4 @@ def test_every_lessons_checks_have_staged_hints_and_the_notebooks_points(lesson)
     assert [points for _, points in exercises(nb)] == [ex.points for ex in checks.EXERCISES]
     for ex in checks.EXERCISES:
         assert "hint 1 of 2" in str(ex.hint(1)) and "hint 2 of 2" in str(ex.hint(2)), ex.title
+        assert ex.title.startswith(f"Exercise {ex.number} (") and "((" not in ex.title, ex.title

@@ -234,7 +234,8 @@ class Exercise:
         self.number = number
         self.answer_name = answer_name
         self.points = points
-        self.title = f"Exercise {number} ({answer_name})"
+        shown = answer_name[1:-1] if answer_name.startswith("(") and answer_name.endswith(")") else answer_name
+        self.title = f"Exercise {number} ({shown})"  # "Exercise 1 (make_mlp, MLP)" for a tuple of answers
         self._judge = judge
         self._cases = cases
         self._hints = tuple(hints)
