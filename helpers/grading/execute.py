@@ -13,8 +13,10 @@ from __future__ import annotations
 import ast
 import os
 import sys
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
@@ -79,6 +81,8 @@ class GuardedExecute(Execute):
     kernel_uid = Integer(None, allow_none=True, help="the uid the kernel runs as (a slot uid), if any").tag(
         config=True)
     max_output_bytes = Integer(200_000, help="output kept per cell").tag(config=True)
+    max_strays = Integer(32, help="processes a running cell may have besides the kernel before they are "
+                         "frozen as a fork bomb (a DataLoader's workers are a handful)").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", GraderKernelManager)
@@ -112,15 +116,43 @@ class GuardedExecute(Execute):
         LAST_RUN["restored"] = list(dict.fromkeys(self.restored))
         return self.nb, self.resources
 
+    def _kernel_pid(self) -> int | None:
+        return getattr(getattr(self.km, "provisioner", None), "pid", None)
+
     def _reap_strays(self) -> None:
         """Kill what earlier cells left running (a fork bomb's copies of the kernel, which would
         otherwise spin and answer on the kernel's sockets); an answer never needs a process to
         outlive its cell."""
         from helpers.grading import sandbox
 
-        kernel = getattr(getattr(self.km, "provisioner", None), "pid", None)
+        kernel = self._kernel_pid()
         if kernel:
             sandbox.kill_strays(kernel, self.kernel_uid)
+
+    @contextmanager
+    def _freezing_fork_bombs(self):
+        """While a cell runs, stop its processes once there are more than ``max_strays``: dozens of
+        spinning copies of the kernel would starve the kernel itself past the time limit (seen on a
+        loaded machine), and its later, honest cells would not run. They are killed before the next cell."""
+        from helpers.grading import sandbox
+
+        kernel, done = self._kernel_pid(), threading.Event()
+
+        def watch():
+            while not done.wait(0.2):
+                found = sandbox.strays(kernel, self.kernel_uid)
+                if len(found) > self.max_strays:
+                    sandbox.freeze(found)
+
+        watcher = threading.Thread(target=watch, name="fork-bomb-watch", daemon=True) if kernel else None
+        if watcher:
+            watcher.start()
+        try:
+            yield
+        finally:
+            done.set()
+            if watcher:
+                watcher.join()
 
     def _run_cell(self, cell, resources, index) -> str:
         """Execute one cell; return why execution must stop ('' to go on)."""
@@ -131,9 +163,11 @@ class GuardedExecute(Execute):
                 if problem:
                     cell.outputs = [_error("GradingEnvironmentError", problem)]
                     return ""
-                self.execute_cell(cell, index, store_history=False)
+                with self._freezing_fork_bombs():
+                    self.execute_cell(cell, index, store_history=False)
             else:
-                self.preprocess_cell(cell, resources, index)
+                with self._freezing_fork_bombs():
+                    self.preprocess_cell(cell, resources, index)
         except DeadKernelError:
             LAST_RUN["died"] = [index]
             cell.outputs = list(cell.get("outputs", [])) + [_error(

@@ -273,36 +273,47 @@ def _running(pid: int) -> bool:
         return False
 
 
-def kill_strays(kernel: int, uid: int | None, rounds: int = 40) -> int:
-    """SIGKILL every process the kernel left behind (a fork bomb's copies of it), keeping the kernel.
-
-    Strays are the other processes of the slot ``uid`` when there is one, else the other members of
-    the kernel's session (it is a session leader). They are stopped first, so that a fork bomb
-    cannot outrun the killing. Returns how many were killed.
-    """
+def strays(kernel: int, uid: int | None) -> list[int]:
+    """The live processes the kernel left or started besides itself (a fork bomb's copies of it):
+    the other processes of the slot ``uid`` when there is one, else the other members of the
+    kernel's session (it is a session leader)."""
     if uid in (0, os.getuid()):
         uid = None  # never the grader's own processes: the session alone says what is the kernel's
+    if uid is not None:
+        found = [p for p in _pids_of(uid) if p != kernel]
+    else:
+        found = [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != kernel
+                 and _session_of(int(e)) == kernel]
+    return [p for p in found if _running(p)]
 
-    def strays() -> list[int]:
-        if uid is not None:
-            found = [p for p in _pids_of(uid) if p != kernel]
-        else:
-            found = [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != kernel
-                     and _session_of(int(e)) == kernel]
-        return [p for p in found if _running(p)]
 
+def freeze(pids: list[int]) -> None:
+    """SIGSTOP each process: a stopped fork bomb holds its share of the process cap, so the kernel's
+    own next fork fails and its cell ends, but it no longer takes the CPU from the kernel."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except OSError:
+            pass
+
+
+def kill_strays(kernel: int, uid: int | None, rounds: int = 40) -> int:
+    """SIGKILL every process the kernel left behind (see :func:`strays`), keeping the kernel.
+
+    They are stopped first, so that a fork bomb cannot outrun the killing. Returns how many were killed.
+    """
     killed = 0
     for _ in range(rounds):
-        found = strays()
+        found = strays(kernel, uid)
         if not found:
             break
-        for sig in (signal.SIGSTOP, signal.SIGKILL):
-            for pid in found:
-                try:
-                    os.kill(pid, sig)
-                    killed += sig == signal.SIGKILL
-                except OSError:
-                    pass
+        freeze(found)
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
         time.sleep(0.02)
     return killed
 
