@@ -247,12 +247,7 @@ def kill_uid(uid: int, rounds: int = 20) -> int:
         pids = _pids_of(uid)
         if not pids:
             break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except OSError:
-                pass
+        killed += _signal(pids, signal.SIGKILL)
         time.sleep(0.05)
     return killed
 
@@ -290,11 +285,19 @@ def strays(kernel: int, uid: int | None) -> list[int]:
 def freeze(pids: list[int]) -> None:
     """SIGSTOP each process: a stopped fork bomb holds its share of the process cap, so the kernel's
     own next fork fails and its cell ends, but it no longer takes the CPU from the kernel."""
+    _signal(pids, signal.SIGSTOP)
+
+
+def _signal(pids: list[int], sig: int) -> int:
+    """Send ``sig`` to each process that is still there; returns to how many it went."""
+    sent = 0
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGSTOP)
+            os.kill(pid, sig)
+            sent += 1
         except OSError:
             pass
+    return sent
 
 
 def kill_strays(kernel: int, uid: int | None, rounds: int = 40) -> int:
@@ -308,12 +311,7 @@ def kill_strays(kernel: int, uid: int | None, rounds: int = 40) -> int:
         if not found:
             break
         freeze(found)
-        for pid in found:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except OSError:
-                pass
+        killed += _signal(found, signal.SIGKILL)
         time.sleep(0.02)
     return killed
 
