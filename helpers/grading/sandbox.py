@@ -77,7 +77,11 @@ def _cover(path: str) -> None:
 
 
 def _rebind(fd: int, target: str) -> None:
-    os.makedirs(target, exist_ok=True)
+    if stat.S_ISDIR(os.fstat(fd).st_mode):
+        os.makedirs(target, exist_ok=True)
+    else:  # a file is bound onto an empty file
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, "a").close()
     _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
 
 
@@ -102,7 +106,13 @@ def _mask(folders: set[str], needed: list[str]) -> None:
         if not os.path.isdir(folder):
             continue
         inside = [p for p in needed if os.path.realpath(p).startswith(folder.rstrip("/") + "/")]
-        fds = {p: os.open(os.path.realpath(p), os.O_RDONLY) for p in inside if os.path.isdir(p)}
+        if any(os.path.realpath(p) == os.path.realpath(folder) for p in needed):
+            # the folder is needed itself (a course in a folder others may not enter, made by
+            # mktemp -d, say): everything in it is bound back into the open cover
+            inside += [os.path.join(folder, e) for e in os.listdir(folder)]
+        keep = [p for p in dict.fromkeys(inside) if not os.path.islink(p)
+                and (os.path.isdir(p) or os.path.isfile(p))]
+        fds = {p: os.open(os.path.realpath(p), os.O_RDONLY) for p in keep}
         _cover(folder)
         for path, fd in fds.items():
             _rebind(fd, os.path.realpath(path))
