@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def grade_command(args) -> int:
     from helpers.grading import layouts, report, runner
-    from helpers.grading.course import graded_cells
+    from helpers.grading.course import GradingError, graded_cells
 
     root = args.root.resolve()
     try:
@@ -88,6 +88,9 @@ def grade_command(args) -> int:
         hide = [args.submissions.resolve(), out.resolve()]
         try:
             results = runner.grade(subs, lesson, out, settings, hide_extra=hide, progress=not args.quiet)
+        except GradingError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 3
         except KeyboardInterrupt:
             print(f"\ninterrupted: finished notebooks are kept in {out / '.cache'}; run the same command "
                   "again to grade the rest.", file=sys.stderr)

@@ -57,11 +57,18 @@ def build_rows(subs: list[Submission], results: dict[str, dict], problems: list[
         messages = {c.grade_id: scrub(res.get("messages", {}).get(c.grade_id, ""), c) for c in cells}
         late = bool(due and (sub.marked_late or (sub.submitted_at and sub.submitted_at > due)))
         review = list(res.get("flags", [])) + [f"undid {r}" for r in res.get("restored", [])]
+        review += [cell_errors_note(res["cell_errors"])] if res.get("cell_errors") else []
         rows[sub.student] = Row(sub.student, scores, messages, res.get("problem", ""), review, sub.submitted_at, late)
     for p in problems:
         if p.student and p.student not in rows:
             rows[p.student] = Row(p.student, {c.grade_id: 0.0 for c in cells}, {}, f"{p.source} {p.message}")
     return [rows[k] for k in sorted(rows)]
+
+
+def cell_errors_note(errors: list[str]) -> str:
+    """The review entry for errors in the lesson's cells that carry no points."""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"error in a cell with no points: {errors[0]}{more}"
 
 
 def write_csv(path: Path, rows: list[Row], lesson: str, cells: list[GradedCell], due: datetime | None) -> None:
@@ -152,6 +159,10 @@ def summary(rows: list[Row], problems: list[Problem], lesson: str, cells: list[G
     if listed:
         lines.append("Not graded:")
         lines += [f"  {src}: {msg}" for src, msg in listed]
+    broken = sum(any(note.startswith("error in a cell with no points") for note in r.review) for r in rows)
+    if broken:
+        lines.append(f"{broken} notebook(s) with errors in the lesson's cells that carry no points (see the "
+                     "review column; the canary ran the reference solution without any)")
     review = [r for r in rows if r.review]
     if review:
         lines.append("To look at by hand (code aimed at the grading; 'undid' = put back before grading):")

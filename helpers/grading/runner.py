@@ -89,7 +89,8 @@ class WorkerProcess:
         """Start the process now: it imports nbgrader while the lesson is prepared."""
         self.fresh = subprocess.Popen(
             [sys.executable, "-m", "helpers.grading.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, env=nbgrader_env(GRADING_ENV), cwd=self.root,
+            stderr=subprocess.DEVNULL, text=True, cwd=self.root,
+            env=nbgrader_env({**GRADING_ENV, "COURSE_DATA_DIR": data_folder(self.root)}),
             preexec_fn=sandbox.die_with_parent, start_new_session=True)  # Ctrl-C reaches only the main process
 
     def configure(self, settings: dict) -> None:
@@ -144,13 +145,25 @@ def _sandbox_settings(root: Path, work: Path, lesson: Lesson, template: course.T
     # and what lies inside the course must still be hidden after the course is bound back.
     hide = sorted({str(p.resolve()) for p in hide if p.exists()})
     as_root = os.getuid() == 0
+    # The data folder may be a link to a shared disk (/srv/data, /tmp/...): where it really lies is
+    # needed too, else the link dangles inside the sandbox and the lesson's data cell fails.
+    data = data_folder(root)
+    shared = [data] if os.path.isdir(data) else []
     return {"root": str(root), "work": str(work), "template": str(template.folder), "lesson": lesson.name,
             "timeout": settings.timeout, "max_output": settings.max_output, "isolate": settings.isolate,
-            "hide": hide, "readonly": sorted({str(root), sys.prefix}),
-            "needed": sorted({sys.base_prefix, sys.prefix, str(root)}), "mask": _home_mask(),
+            "hide": hide, "readonly": sorted({str(root), sys.prefix, *shared}),
+            "needed": sorted({sys.base_prefix, sys.prefix, str(root), *shared}), "mask": _home_mask(),
             "limits": {"memory": settings.memory, "nproc": settings.nproc, "fsize": settings.fsize, "nofile": 1024},
             "aliases": template.aliases, "mpl_cache": matplotlib.get_cachedir(), "slot_uids": as_root,
             "fork": hasattr(os, "pidfd_open")}  # the kernel factory needs Linux's pidfd
+
+
+def data_folder(root: Path) -> str:
+    """Where the course's data really lie ($COURSE_DATA_DIR or data/, links resolved): the kernels
+    are given this path, so that no link has to be followed inside the sandbox."""
+    from helpers.config import DATA_ENV
+
+    return os.path.realpath(os.path.expanduser(os.environ.get(DATA_ENV) or root / "data"))
 
 
 def _home_mask() -> list[str]:
@@ -207,6 +220,7 @@ def grade(subs: list[Submission], lesson: Lesson, out: Path, settings: Settings,
                 base["isolate"], base["slot_uids"] = False, False
         for k, worker in enumerate(workers):  # as root, each slot's kernels run as a uid of their own
             worker.configure({**base, "slot": k, "uid": uids[k] if base["slot_uids"] else None})
+        canary(workers[0], lesson, template, settings, log)
         results.update(_run_pool(todo, workers, settings, cache, progress))
     finally:
         for worker in workers:
@@ -214,6 +228,30 @@ def grade(subs: list[Submission], lesson: Lesson, out: Path, settings: Settings,
         sandbox.release_uids(uids)
         shutil.rmtree(work, ignore_errors=True)
     return results
+
+
+def canary(worker: WorkerProcess, lesson: Lesson, template: course.Template, settings: Settings, log=print) -> None:
+    """Grade the reference solution first, in the same sandbox: anything short of full marks with
+    no error in any cell is a fault of the grading environment, and grading stops.
+
+    Raises:
+        course.GradingError: naming the cell and its error.
+    """
+    res = worker.grade({"id": -1, "path": str(lesson.source)}, settings.notebook_timeout)
+    faults = [f"the notebook could not be graded: {res['problem']}"] if res.get("problem") else []
+    for cell in template.cells:
+        got = float(res.get("scores", {}).get(cell.grade_id, 0.0))
+        if not res.get("problem") and got < cell.points:
+            said = res.get("messages", {}).get(cell.grade_id) or "no message"
+            faults.append(f"graded cell {cell.grade_id}: {got:g} / {cell.points:g} points ({said})")
+    faults += [f"{e} (a cell with no points)" for e in res.get("errors", [])]
+    if faults:
+        raise course.GradingError(
+            f"the canary failed: the reference solution {lesson.source.relative_to(lesson.root)} does not "
+            "score full marks with no error when graded here, so the grading environment is broken and no "
+            "submission was graded:\n  " + "\n  ".join(faults))
+    log(f"canary: the reference solution scores {template.max_points:g} / {template.max_points:g} "
+        f"with no error ({res.get('seconds', 0):.1f} s)")
 
 
 def _probe(base: dict, work: Path, lesson: Lesson, uid: int | None) -> str:

@@ -206,6 +206,9 @@ class Worker:
         graded_nb = nbformat.read(graded, as_version=4)
         out["messages"] = _messages(graded_nb)
         out["errors"] = _other_errors(graded_nb)  # kept in the cache, for the curious instructor
+        # Errors in the lesson's own cells (as released, no points): an environment fault (a data
+        # folder the sandbox cannot reach, say) shows here while every score may stay unchanged.
+        out["cell_errors"] = _other_errors(graded_nb, self.released)
         return out
 
     def _kernel_said(self) -> str:
@@ -262,13 +265,20 @@ def _messages(nb) -> dict[str, str]:
     return found
 
 
-def _other_errors(nb) -> list[str]:
-    """Errors in the cells that are not graded (a student's broken scratch cell, a timeout)."""
+def _other_errors(nb, only: set[str] | None = None) -> list[str]:
+    """Errors in the cells that are not graded (a student's broken scratch cell, a timeout).
+
+    With ``only`` (the sources of the released lesson's cells), just the errors in the lesson's own
+    cells: not in answer cells, and not the ``NotImplementedError`` of an exercise left unsolved.
+    """
     found = []
     for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("grade"):
+        meta = cell.metadata.get("nbgrader", {})
+        if only is not None and (cell.source not in only or meta.get("solution")):
+            continue
+        if cell.cell_type == "code" and not meta.get("grade"):
             found += [f"cell {i}: {o.ename}: {str(o.evalue)[:200]}" for o in cell.get("outputs", [])
-                      if o.output_type == "error"]
+                      if o.output_type == "error" and not (only is not None and o.ename == "NotImplementedError")]
     return found[:10]
 
 
