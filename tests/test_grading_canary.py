@@ -3,23 +3,18 @@ points in the review column and the summary, and a course whose data/ folder is 
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat
 import pytest
 
-from helpers.course.nbgrader_run import nbgrader_env
 from helpers.course.release import Lesson
 from helpers.grading import report, runner, worker
 from helpers.grading.course import GradedCell, GradingError
 from helpers.grading.layouts import Submission
 from tests.conftest import ROOT
-from tests.grading_tools import LESSON, SOURCE, STUDENT
+from tests.grading_tools import LESSON, SOURCE
 
 CELLS = [GradedCell("ex1_a", 1.0, "Exercise 1"), GradedCell("ex2_b", 2.0, "Exercise 2")]
 
@@ -101,51 +96,3 @@ def test_the_data_folder_is_given_to_the_kernels_with_its_links_resolved(tmp_pat
     assert runner.data_folder(tmp_path / "course") == str((tmp_path / "shared-disk").resolve())
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "course" / "data"))
     assert runner.data_folder(Path("/nowhere")) == str((tmp_path / "shared-disk").resolve())
-
-
-# ------------------------------------------------------------------ end to end, on a copy of the course
-
-
-def _course_copy(base: Path) -> Path:
-    """Lesson 01 of the course in a folder of its own, with data/ a link to the checkout's data folder."""
-    course = base / "course"
-    for rel in (f"solutions/{LESSON}", f"notebooks/{LESSON}", "nbgrader_config.py", "pyproject.toml"):
-        (course / rel).parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if (ROOT / rel).is_dir() else shutil.copy)(ROOT / rel, course / rel)
-    (course / "data").symlink_to((ROOT / "data").resolve())
-    return course
-
-
-def _grade(course: Path, submissions: Path, out: Path):
-    return subprocess.run([sys.executable, "-m", "helpers.grading", "--root", str(course), "grade", "01",
-                           str(submissions), "--out", str(out), "--quiet", "--jobs", "1"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=nbgrader_env())
-
-
-@pytest.mark.slow
-def test_a_course_whose_data_folder_is_a_link_grades_and_a_broken_reference_stops_grading(tmp_path):
-    course = _course_copy(tmp_path)
-    subs = tmp_path / "subs"
-    subs.mkdir()
-    shutil.copy(SOURCE, subs / "ada.ipynb")
-    shutil.copy(STUDENT, subs / "bea.ipynb")
-
-    proc = _grade(course, subs, tmp_path / "out")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "canary: the reference solution scores 13 / 13 with no error" in proc.stdout
-    sheet = (tmp_path / "out" / "grades.csv").read_text().splitlines()
-    ada = next(line for line in sheet if line.startswith("ada,"))
-    assert ada.endswith(",13,13,graded,"), ada  # full marks and nothing to review
-
-    # An environment fault in a cell that carries no points: the reference no longer runs cleanly.
-    source = course / "solutions" / LESSON / f"{LESSON}.ipynb"
-    nb = nbformat.read(source, as_version=4)
-    setup = next(i for i, c in enumerate(nb.cells) if "setup" in c.metadata.get("tags", []))
-    nb.cells.insert(setup + 1, nbformat.v4.new_code_cell('raise FileExistsError("data/FashionMNIST")'))
-    nbformat.write(nb, source)
-    proc = _grade(course, subs, tmp_path / "out-broken")
-    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "the canary failed" in proc.stderr
-    assert f"cell {setup + 1}: FileExistsError: data/FashionMNIST (a cell with no points)" in proc.stderr
-    assert not (tmp_path / "out-broken" / "grades.csv").exists()
-    assert os.path.islink(course / "data")
