@@ -65,10 +65,13 @@ def build_rows(subs: list[Submission], results: dict[str, dict], problems: list[
     return [rows[k] for k in sorted(rows)]
 
 
+CELL_ERRORS = "error in a cell with no points"  # how the review entry starts; the summary counts it
+
+
 def cell_errors_note(errors: list[str]) -> str:
     """The review entry for errors in the lesson's cells that carry no points."""
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"error in a cell with no points: {errors[0]}{more}"
+    return f"{CELL_ERRORS}: {errors[0]}{more}"
 
 
 def write_csv(path: Path, rows: list[Row], lesson: str, cells: list[GradedCell], due: datetime | None) -> None:
@@ -159,7 +162,7 @@ def summary(rows: list[Row], problems: list[Problem], lesson: str, cells: list[G
     if listed:
         lines.append("Not graded:")
         lines += [f"  {src}: {msg}" for src, msg in listed]
-    broken = sum(any(note.startswith("error in a cell with no points") for note in r.review) for r in rows)
+    broken = sum(any(note.startswith(CELL_ERRORS) for note in r.review) for r in rows)
     if broken:
         lines.append(f"{broken} notebook(s) with errors in the lesson's cells that carry no points (see the "
                      "review column; the canary ran the reference solution without any)")
