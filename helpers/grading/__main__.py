@@ -1,13 +1,16 @@
 """Grade a class's notebooks, or build the bundle students receive.
 
   python -m helpers.grading grade LESSON SUBMISSIONS [--out grades] [--jobs 2] [--due 2026-12-01T23:59]
+      [--scheduler tcp://HOST:8786 | --scheduler-file PATH | --slurm [--slurm-queue Q ...]]
   python -m helpers.grading bundle [--out dist/student-bundle.zip]
 
 SUBMISSIONS is nbgrader's submitted/ folder (or the course folder holding it), a flat folder
 of <student>.ipynb files, or a zip exported by a learning-management system (Canvas-style
 names such as doe_jane_12345_6789_01_tensors_autograd.ipynb). Writes OUT/grades.csv,
 OUT/feedback/<student>/<lesson>.html and prints a summary. Run again after an interruption:
-finished notebooks are kept in OUT/.cache and not graded twice.
+finished notebooks are kept in OUT/.cache and not graded twice. With --scheduler,
+--scheduler-file or --slurm the notebooks are graded on a Dask cluster's workers instead of
+this machine's pool; the grade sheet is the same, byte for byte.
 """
 
 from __future__ import annotations
@@ -56,13 +59,36 @@ def _parser() -> argparse.ArgumentParser:
                    help="processes and threads per kernel, against fork bombs (default: 256)")
     g.add_argument("--no-isolate", action="store_true", help="do not hide the course's files from the kernels")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    _cluster_options(g)
     b = sub.add_parser("bundle", help="build the archive students receive")
     b.add_argument("--out", type=Path, default=Path("dist/student-bundle.zip"), help="default: dist/student-bundle.zip")
     return parser
 
 
+def _cluster_options(g) -> None:
+    c = g.add_argument_group("grading on a Dask cluster (default: this machine's pool of --jobs workers)")
+    where = c.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://HOST:8786")
+    where.add_argument("--scheduler-file", type=Path, metavar="PATH",
+                       help="the file a running scheduler wrote (dask scheduler --scheduler-file PATH)")
+    where.add_argument("--slurm", action="store_true", help="start the workers as Slurm jobs (dask-jobqueue)")
+    c.add_argument("--slurm-queue", help="Slurm partition (default: the cluster's default)")
+    c.add_argument("--slurm-account", help="Slurm account to charge")
+    c.add_argument("--slurm-cores", type=int, default=4, help="cores per job, one notebook each (default: 4)")
+    c.add_argument("--slurm-memory", default="16GB", help="memory per job (default: 16GB)")
+    c.add_argument("--slurm-walltime", default="01:00:00", help="time limit per job (default: 01:00:00)")
+    c.add_argument("--slurm-jobs", type=int, default=2, help="Slurm jobs to start (default: 2)")
+
+
+def _slurm(args) -> dict | None:
+    if not args.slurm:
+        return None
+    return {"queue": args.slurm_queue, "account": args.slurm_account, "cores": args.slurm_cores,
+            "memory": args.slurm_memory, "walltime": args.slurm_walltime, "jobs": args.slurm_jobs}
+
+
 def grade_command(args) -> int:
-    from helpers.grading import layouts, report, runner
+    from helpers.grading import cluster, layouts, report, runner
     from helpers.grading.course import GradingError, graded_cells
 
     root = args.root.resolve()
@@ -87,7 +113,9 @@ def grade_command(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
         hide = [args.submissions.resolve(), out.resolve()]
         try:
-            results = runner.grade(subs, lesson, out, settings, hide_extra=hide, progress=not args.quiet)
+            with cluster.connect(root, args.scheduler, args.scheduler_file, _slurm(args)) as client:
+                results = runner.grade(subs, lesson, out, settings, hide_extra=hide, progress=not args.quiet,
+                                       client=client)
         except GradingError as err:
             print(f"error: {err}", file=sys.stderr)
             return 3

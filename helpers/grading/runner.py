@@ -186,8 +186,12 @@ def _memory_folder() -> str | None:
 
 
 def grade(subs: list[Submission], lesson: Lesson, out: Path, settings: Settings, *,
-          hide_extra: list[Path] = (), progress: bool = True, log=print) -> dict[str, dict]:
-    """Grade every submission (cached ones are not run again); results by student id."""
+          hide_extra: list[Path] = (), progress: bool = True, log=print, client=None) -> dict[str, dict]:
+    """Grade every submission (cached ones are not run again); results by student id.
+
+    With ``client`` (a ``distributed.Client``), the notebooks are graded on that Dask cluster's
+    workers (see ``helpers.grading.cluster``); the cache and every output stay here.
+    """
     digest = course.lesson_digest(lesson, settings.keyed())
     cache = Cache(out, digest)
     results, todo = {}, []
@@ -201,33 +205,54 @@ def grade(subs: list[Submission], lesson: Lesson, out: Path, settings: Settings,
     log(f"{len(todo)} to grade, {len(results)} already graded (kept in {out / '.cache'})")
     if not todo:
         return results
-    work = Path(tempfile.mkdtemp(prefix="course-grading-", dir=_memory_folder()))
-    os.chmod(work, 0o755)
-    workers = [WorkerProcess(lesson.root) for _ in range(max(1, min(settings.jobs, len(todo))))]
-    uids: list[int] = []
+    if client is not None:
+        from helpers.grading import cluster
+
+        results.update(cluster.run(client, todo, lesson, settings, cache, progress, log, list(hide_extra)))
+        return results
+    pool = Pool(lesson.root, max(1, min(settings.jobs, len(todo))))
     try:
-        for worker in workers:
-            worker.launch()
         template = course.prepare(lesson, cache.folder / "template", settings.keyed())
-        base = _sandbox_settings(lesson.root, work, lesson, template, settings, list(hide_extra))
+        pool.configure(lesson, template, settings, list(hide_extra), log)
+        canary(pool.workers[0], lesson, template, settings, log)
+        results.update(_run_pool(todo, pool.workers, settings, cache, progress))
+    finally:
+        pool.close()
+    return results
+
+
+class Pool:
+    """The grading slots of one machine: worker processes, a work folder hidden from every kernel,
+    and (as root) a uid per slot. Shared by the local pool and each Dask worker."""
+
+    def __init__(self, root: Path, count: int):
+        self.work = Path(tempfile.mkdtemp(prefix="course-grading-", dir=_memory_folder()))
+        os.chmod(self.work, 0o755)
+        self.workers = [WorkerProcess(root) for _ in range(count)]
+        self.uids: list[int] = []
+        for worker in self.workers:  # started now: they import nbgrader while the lesson is prepared
+            worker.launch()
+
+    def configure(self, lesson: Lesson, template: course.Template, settings: Settings, hide_extra: list[Path],
+                  log=print) -> None:
+        base = _sandbox_settings(lesson.root, self.work, lesson, template, settings, hide_extra)
         if base["slot_uids"]:
-            uids = sandbox.claim_uids(len(workers))
+            self.uids = sandbox.claim_uids(len(self.workers))
         if settings.isolate:
-            why = _probe(base, work, lesson, uids[0] if uids else None)
+            why = _probe(base, self.work, lesson, self.uids[0] if self.uids else None)
             if why:
                 log(f"warning: notebooks cannot be isolated here ({why}); they could read the course's "
                     "solutions. Grade on Linux as root or where user namespaces are allowed.", file=sys.stderr)
                 base["isolate"], base["slot_uids"] = False, False
-        for k, worker in enumerate(workers):  # as root, each slot's kernels run as a uid of their own
-            worker.configure({**base, "slot": k, "uid": uids[k] if base["slot_uids"] else None})
-        canary(workers[0], lesson, template, settings, log)
-        results.update(_run_pool(todo, workers, settings, cache, progress))
-    finally:
-        for worker in workers:
+        for k, worker in enumerate(self.workers):  # as root, each slot's kernels run as a uid of their own
+            worker.configure({**base, "slot": k, "uid": self.uids[k] if base["slot_uids"] else None})
+
+    def close(self) -> None:
+        for worker in self.workers:
             worker.stop()
-        sandbox.release_uids(uids)
-        shutil.rmtree(work, ignore_errors=True)
-    return results
+        sandbox.release_uids(self.uids)
+        self.uids = []
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 def canary(worker: WorkerProcess, lesson: Lesson, template: course.Template, settings: Settings, log=print) -> None:
