@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import subprocess
+import sys
+
 import nbformat
 
+from helpers.course.nbgrader_run import nbgrader_env
 from tests.conftest import ROOT
 from tests.notebook_tools import solve
 
@@ -41,3 +46,19 @@ def scores(only: dict[str, float] | None = None) -> dict[str, float]:
     out = {gid: float(p) for gid, p in POINTS.items()}
     out.update({k: float(v) for k, v in (only or {}).items()})
     return out
+
+
+def grade(submissions, out, *extra, check=True):
+    """``python -m helpers.grading grade 01 SUBMISSIONS --out OUT --quiet EXTRA...``, as an instructor runs it."""
+    proc = subprocess.run([sys.executable, "-m", "helpers.grading", "grade", "01", str(submissions), "--out", str(out),
+                           "--quiet", *extra], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env=nbgrader_env())
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def sheet(out):
+    """The grade sheet as {student: row}."""
+    with open(out / "grades.csv", encoding="utf-8") as f:
+        return {row["student"]: row for row in csv.DictReader(f)}

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import glob
 import hashlib
 import os
@@ -21,6 +20,8 @@ from helpers.course.nbgrader_run import nbgrader_env
 from helpers.grading import sandbox
 from tests.conftest import ROOT
 from tests.grading_tools import FULL, IDS, LESSON, POINTS, SOURCE, STUDENT, answer, cell, read, scores, solved
+from tests.grading_tools import grade as _grade
+from tests.grading_tools import sheet as _sheet
 
 pytestmark = pytest.mark.slow
 WRONG = {  # a plausible wrong answer per exercise (1-based)
@@ -28,20 +29,6 @@ WRONG = {  # a plausible wrong answer per exercise (1-based)
     2: "def standardize_features(x):\n    return x - x.mean(dim=0)\n",
     4: "def flatten_images(images):\n    return images.flatten()\n",
 }
-
-
-def _grade(submissions, out, *extra, check=True):
-    proc = subprocess.run([sys.executable, "-m", "helpers.grading", "grade", "01", str(submissions), "--out", str(out),
-                           "--quiet", *extra], cwd=ROOT, capture_output=True, text=True, timeout=900,
-                          env=nbgrader_env())
-    if check:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
-def _sheet(out):
-    with open(out / "grades.csv", encoding="utf-8") as f:
-        return {row["student"]: row for row in csv.DictReader(f)}
 
 
 def _scores(row):

@@ -18,6 +18,7 @@ import hashlib
 import os
 import queue
 import shlex
+import shutil
 import socket
 import sys
 import threading
@@ -231,6 +232,9 @@ def connect(root: Path, scheduler: str | None = None, scheduler_file: Path | Non
     cluster = None
     try:
         if slurm is not None:
+            if shutil.which("sbatch") is None:
+                raise course.GradingError("--slurm needs Slurm's sbatch on PATH: run the command on a login node "
+                                          "of the cluster, or grade on this machine without --slurm")
             opts = dict(slurm)
             jobs = opts.pop("jobs")
             cluster = slurm_cluster(root, **opts)
