@@ -1,9 +1,13 @@
-"""Benchmark: plain serial ``nbgrader autograde`` against ``python -m helpers.grading``.
+"""Benchmark: plain serial ``nbgrader autograde`` against ``python -m helpers.grading``, on
+this machine's pool and on a Dask cluster.
 
 Generates N distinct submissions of one lesson (a mix of solved, partly solved and
 untouched answers, built from the real student notebook and the reference answers),
-grades them both ways in the same run, and prints both wall times, the seconds per
-notebook, the speedup and whether every score is identical.
+grades them three ways in the same run (plain nbgrader; ``--jobs J``; ``--scheduler`` of a
+Dask ``LocalCluster`` of J one-thread workers), and prints the wall times, the seconds per
+notebook, the speedup, whether every score is identical and whether the two grade sheets are
+the same bytes. From the Dask run's cost per notebook and core it projects the time to grade
+60,000 notebooks on 20 machines of 16 cores.
 
     python benchmarks/grading.py [--lesson 01] [--n 50] [--jobs 2]
 
@@ -83,13 +87,12 @@ def plain(lesson, subs: dict, work: Path) -> tuple[float, float, dict]:
     return generate, seconds, scores
 
 
-def ours(lesson, submitted: Path, work: Path, jobs: int) -> tuple[float, dict]:
+def ours(lesson, submitted: Path, out: Path, jobs: int, *extra: str) -> tuple[float, dict]:
     import subprocess
 
-    out = work / "grades"
     t = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "helpers.grading", "grade", lesson.name, str(submitted),
-                           "--out", str(out), "--jobs", str(jobs), "--quiet"], cwd=ROOT, env=nbgrader_env(),
+                           "--out", str(out), "--jobs", str(jobs), "--quiet", *extra], cwd=ROOT, env=nbgrader_env(),
                           capture_output=True, text=True)
     seconds = time.monotonic() - t
     if proc.returncode:
@@ -103,6 +106,27 @@ def ours(lesson, submitted: Path, work: Path, jobs: int) -> tuple[float, dict]:
     return seconds, {r["student"]: {g: float(r[g]) for g in ids} for r in rows}
 
 
+def on_cluster(lesson, submitted: Path, out: Path, workers: int) -> tuple[float, dict]:
+    """``ours`` with ``--scheduler`` of a local Dask cluster; its start is counted."""
+    from distributed import LocalCluster
+
+    t = time.monotonic()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+        _, scores = ours(lesson, submitted, out, workers, "--scheduler", cluster.scheduler_address)
+    return time.monotonic() - t, scores
+
+
+def projection(seconds: float, n: int, cores: int, total: int = 60_000, machines: int = 20,
+               per_machine: int = 16) -> str:
+    """The time to grade ``total`` notebooks on ``machines`` of ``per_machine`` cores, at the cost per
+    notebook and core measured here (start-up and canaries included, so an upper bound)."""
+    per_core = seconds * cores / n
+    hours = total * per_core / (machines * per_machine) / 3600
+    return (f"projection: {total:,} notebooks on {machines} machines x {per_machine} cores at {per_core:.1f} "
+            f"core-s per notebook (measured here) = {hours:.2f} h, if each core grades one notebook at a "
+            f"time as fast as here and each machine has the memory for {per_machine} kernels")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lesson", default="01")
@@ -114,22 +138,28 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         work = Path(tmp)
         generate, serial, expected = plain(lesson, subs, work)
-        parallel, got = ours(lesson, work / "course" / "submitted", work, args.jobs)
-    same = expected == got
+        parallel, got = ours(lesson, work / "course" / "submitted", work / "grades", args.jobs)
+        dask, on_dask = on_cluster(lesson, work / "course" / "submitted", work / "dask", args.jobs)
+        same_bytes = (work / "grades" / "grades.csv").read_bytes() == (work / "dask" / "grades.csv").read_bytes()
+    same = expected == got == on_dask
     n = args.n
     print(f"lesson {lesson.name}, {n} submissions")
     print(f"plain nbgrader autograde (serial): {serial:7.1f} s  {serial / n:5.2f} s/notebook"
           f"  (+ {generate:.1f} s generate_assignment, not counted)")
     print(f"helpers.grading --jobs {args.jobs}:      {parallel:7.1f} s  {parallel / n:5.2f} s/notebook"
           "  (everything counted)")
+    print(f"helpers.grading on Dask ({args.jobs} workers): {dask:7.1f} s  {dask / n:5.2f} s/notebook"
+          f"  (everything counted: cluster start, a canary per worker); grade sheet the same bytes as "
+          f"--jobs {args.jobs}: {'yes' if same_bytes else 'NO'}")
     print(f"speedup: {serial / parallel:.2f}x; scores identical: {'yes' if same else 'NO'}")
+    print(projection(dask, n, args.jobs))
     if not same:
         for student in sorted(set(expected) | set(got)):
             if expected.get(student) != got.get(student):
                 print(f"  {student}: nbgrader {expected.get(student)} vs ours {got.get(student)}")
     met = serial / parallel >= 2 and parallel / n <= 3 and same
     print(f"targets (>= 2x, <= 3 s/notebook, identical): {'met' if met else 'NOT met'}")
-    return 0 if same else 1
+    return 0 if same and same_bytes else 1
 
 
 if __name__ == "__main__":

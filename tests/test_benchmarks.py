@@ -55,3 +55,12 @@ def test_targets_compare_with_both_peers():
     assert [holds for _, holds, _ in lessons.targets(results, lessons.torch.device("cpu"))][3] is False
     gpu_rows = lessons.targets(results, lessons.torch.device("cuda"))
     assert len(gpu_rows) == 6 and "10x" in gpu_rows[-1][0]
+
+
+def test_grading_projection_scales_the_measured_cost_per_core():
+    from benchmarks import grading
+
+    # 50 notebooks in 100 s on 2 cores: 4 core-s each; 60,000 on 320 cores: 750 s
+    line = grading.projection(100.0, 50, 2)
+    assert "4.0 core-s per notebook" in line and "= 0.21 h" in line, line
+    assert "= 0.42 h" in grading.projection(100.0, 50, 2, machines=10)
