@@ -19,7 +19,7 @@ from pathlib import Path
 from helpers.course.nbgrader_run import run_nbgrader
 from helpers.course.release import RELEASE_DIR, SOURCE_DIR, Lesson, read_source
 
-GRADER_VERSION = "2"  # bump when a change to the grader changes results (invalidates the cache)
+GRADER_VERSION = "3"  # bump when a change to the grader changes results (invalidates the cache)
 
 
 class GradingError(RuntimeError):

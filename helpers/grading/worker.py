@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from helpers.grading import flags, sandbox
+from helpers.grading import copying, flags, sandbox
 from helpers.grading.kernel import PLAN_ENV
 
 STUDENT = "student"  # the id inside the private course; the real id never reaches nbgrader
@@ -129,6 +129,7 @@ class Worker:
         protected = set(self.s["aliases"])
         result["flags"] = flags.scan(nb, protected, self.released)
         nb = normalise(nb, self.trusted)
+        copied = copying.find(nb, self.released, self.s["aliases"], Path(self.s["root"]), self.lesson)
         for attempt in (1, 2):
             course = self._stage(nb)
             try:
@@ -141,6 +142,7 @@ class Worker:
             if not (outcome.pop("died", False) or outcome.get("problem")) or attempt == 2:
                 break
         result.update(outcome)
+        _zero_copied(result, copied)
         result["seconds"] = round(time.monotonic() - started, 2)
         return result
 
@@ -223,6 +225,19 @@ class Worker:
             sandbox.kill_uid(self.uid)
         for path in (course, self.slot_dir / "home"):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _zero_copied(result: dict, copied: dict[str, list[str]]) -> None:
+    """An exercise answered with the course's own code gets 0, and the review column says what it used."""
+    for prefix, used in sorted(copied.items()):
+        names = ", ".join(used)
+        for gid in result["scores"]:
+            if gid.startswith(prefix + "_"):
+                result["scores"][gid] = 0.0
+                result.setdefault("messages", {})[gid] = (
+                    f"0 points: the answer uses {names} from the course's helpers package instead of code of "
+                    "its own")
+        result["flags"].append(f"copied: {prefix} uses {names} (0 points)")
 
 
 def _preprocessors(guarded) -> list:
