@@ -60,7 +60,7 @@ def test_nbgrader_validate_passes_on_solution_and_fails_on_student(lesson):
     ok = run_nbgrader(["validate", str(_source(lesson))], ROOT, extra_env=FAST_ENV, timeout=600)
     assert "Success! Your notebook passes all the tests." in ok.stdout, ok.stdout[-3000:] + ok.stderr[-2000:]
     bad = run_nbgrader(["validate", str(_student(lesson))], ROOT, extra_env=FAST_ENV, timeout=600)
-    n = len(exercises(_read(_source(lesson))))
+    n = len([p for _, p in exercises(_read(_source(lesson))) if p])  # practice exercises carry no points
     assert f"VALIDATION FAILED ON {n} CELL(S)!" in bad.stdout, bad.stdout[-3000:]
 
 

@@ -161,3 +161,55 @@ def test_javascript_is_pinned_exactly(root):
         assert lock[f"node_modules/{name}"]["version"] == version, f"package-lock.json disagrees on {name}"
     assert wanted["reveal.js"].split(".")[0] in ("4", "5") and wanted["mathjax"].startswith("2.")
     assert set(slides.VENDOR_FILES) <= set(wanted)
+
+
+def _solution_values(source) -> dict:
+    """What each value answer (``n_params = ...``) is in the reference solution."""
+    values = {}
+    for name, k in slides.value_answers(source).items():
+        block = source.cells[k].source.split("### BEGIN SOLUTION", 1)[1].split("### END SOLUTION", 1)[0]
+        scope: dict = {}
+        exec(block, {}, scope)  # the instructor's own literal answer: no imports, no side effects
+        values[name] = scope[name]
+    return values
+
+
+def _forms(value) -> list[str]:
+    """How a printed output could show the value (or a telling part of it)."""
+    forms = [repr(value), str(value)]
+    if isinstance(value, int):
+        forms += [f"{value:,}"]
+    if isinstance(value, (list, tuple)):
+        forms += [str(v) for v in value if isinstance(v, tuple) and len(v) > 2]
+    if isinstance(value, dict):  # the pairing is the answer (the choices themselves may be listed)
+        for k, v in value.items():
+            forms += [f"{k!r}: {v!r}", f"{k}: {v}", f"{k} -> {v}", f"{k} = {v}"]
+    return forms
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_decks_show_no_output_that_gives_an_answer_away(lesson):
+    """An output that prints a value answer (a count, a list of shapes) or is tagged as revealing
+    one (a plot of the counts) is not in the deck."""
+    lesson = find_lessons(ROOT, [lesson])[0]
+    source = nbformat.read(lesson.source, as_version=4)
+    public = slides.public_notebook(lesson)
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for c in public.cells if c.cell_type == "code" for o in c.outputs)
+    for name, value in _solution_values(source).items():
+        for form in _forms(value):
+            assert form not in text, f"the deck of {lesson.name} prints {form!r}, the answer's {name}"
+    revealing = {source.cells[k].source for k in slides.revealing_cells(source)}
+    for cell in public.cells:
+        if cell.cell_type == "code" and cell.source in revealing:
+            assert not cell.outputs, cell.source[:200]
+
+
+def test_lesson_02_prints_its_practice_answers_only_outside_the_deck():
+    """The rule has teeth: the instructor notebook's stored outputs do print Exercise 3's count and
+    Exercise 5's shapes (and the cell that plots the counts is tagged), which the deck leaves out."""
+    source = nbformat.read(ROOT / "solutions" / "02_nn_module" / "02_nn_module.ipynb", as_version=4)
+    stored = "\n".join(str(o.get("text", "")) for c in source.cells if c.cell_type == "code" for o in c.outputs)
+    assert "535,818" in stored and "(8, 2048)" in stored
+    assert any(slides.REVEALS_TAG in c.metadata.get("tags", []) and "plot_parameter_counts" in c.source
+               for c in source.cells)

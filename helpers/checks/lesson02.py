@@ -282,7 +282,7 @@ def _judge_hand_count(answer, sizes):
 
 
 ex3 = Exercise(
-    3, "n_params", points=1, judge=_judge_hand_count, cases=lambda: [(784, 512, 256, 10)],
+    3, "n_params", points=0, judge=_judge_hand_count, cases=lambda: [(784, 512, 256, 10)],
     needs_callable=False,
     hints=[
         "The MLP has three nn.Linear layers: 784 -> 512, 512 -> 256 and 256 -> 10.",
@@ -390,7 +390,7 @@ def _cases_shapes():
 
 
 ex5 = Exercise(
-    5, "shapes", points=2, judge=_judge_shapes, cases=_cases_shapes, needs_callable=False,
+    5, "shapes", points=0, judge=_judge_shapes, cases=_cases_shapes, needs_callable=False,
     hints=[
         "Go one layer at a time and write down (batch, channels, height, width) after each.",
         "Conv2d: (H + 2·padding - kernel_size) + 1; MaxPool2d(2): half; Flatten(start_dim=2) keeps 2 "

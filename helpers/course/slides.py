@@ -16,6 +16,7 @@ committed and deterministic, and ``stale()`` says when one differs from its sour
 
 from __future__ import annotations
 
+import ast
 import html
 import re
 import shutil
@@ -95,9 +96,51 @@ def _clear_solutions(root: Path) -> ClearSolutions:
     return ClearSolutions(config=config)
 
 
+REVEALS_TAG = "reveals-answer"  # a cell whose output shows an exercise's answer in a way no rule finds
+
+
+def value_answers(nb) -> dict[str, int]:
+    """Names that answer cells assign a value to (``n_params = ...``), with the index of the cell:
+    a value, not a function, is the answer itself, so what prints it gives the answer away."""
+    found = {}
+    for k, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not cell.metadata.get("nbgrader", {}).get("solution"):
+            continue
+        for node in _tree(cell.source).body:
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    if isinstance(target, ast.Name):
+                        found.setdefault(target.id, k)
+    return found
+
+
+def revealing_cells(nb) -> list[int]:
+    """The cells (not answers) whose stored output a deck must not show: those after a value
+    answer that use its name, and those tagged ``reveals-answer``."""
+    values = value_answers(nb)
+    found = []
+    for k, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("solution"):
+            continue
+        names = {n.id for n in ast.walk(_tree(cell.source)) if isinstance(n, ast.Name)}
+        if REVEALS_TAG in cell.metadata.get("tags", []) or any(values.get(n, k) < k for n in names):
+            found.append(k)
+    return found
+
+
+def _tree(source: str) -> ast.Module:
+    lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+    try:
+        return ast.parse("\n".join(lines))
+    except SyntaxError:
+        return ast.Module(body=[], type_ignores=[])
+
+
 def public_notebook(lesson: Lesson):
     """The instructor notebook as a deck may show it: no hidden cells, stubs for answers."""
     nb = read_source(lesson.source)
+    for k in revealing_cells(nb):  # they print or draw an exercise's answer
+        nb.cells[k].outputs, nb.cells[k].execution_count = [], None
     nb.cells = [c for c in nb.cells if not _is_hidden(c)]
     try:
         nb, _ = _clear_solutions(lesson.root).preprocess(nb, {})
