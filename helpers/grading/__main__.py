@@ -56,20 +56,26 @@ def _parser() -> argparse.ArgumentParser:
                    help="processes and threads per kernel, against fork bombs (default: 256)")
     g.add_argument("--no-isolate", action="store_true", help="do not hide the course's files from the kernels")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--canvas", type=Path, metavar="ROSTER",
+                   help="also write OUT/canvas.csv for Canvas's gradebook import; ROSTER is the gradebook exported "
+                        "from Canvas (Grades > Export). Students are matched by SIS User ID, SIS Login ID or Canvas "
+                        "ID; roster students with no submission get an empty cell, so Canvas keeps their grade. "
+                        "Lessons graded one after another into the same OUT build one file")
     b = sub.add_parser("bundle", help="build the archive students receive")
     b.add_argument("--out", type=Path, default=Path("dist/student-bundle.zip"), help="default: dist/student-bundle.zip")
     return parser
 
 
 def grade_command(args) -> int:
-    from helpers.grading import layouts, report, runner
+    from helpers.grading import canvas, layouts, report, runner
     from helpers.grading.course import GradingError, graded_cells
 
     root = args.root.resolve()
     try:
         lesson = find_lessons(root, [args.lesson])[0]
         cells = graded_cells(read_source(lesson.source))
-    except ReleaseError as err:
+        roster = canvas.read_roster(args.canvas, lesson.name) if args.canvas else None
+    except (ReleaseError, canvas.RosterError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     names = [lesson.name for lesson in find_lessons(root)]
@@ -99,6 +105,8 @@ def grade_command(args) -> int:
     report.write_csv(out / "grades.csv", rows, lesson.name, cells, args.due)
     count = report.write_feedback(out / "feedback", rows, lesson.name, cells)
     print(report.summary(rows, problems, lesson.name, cells))
+    if roster:
+        canvas.export(out / "canvas.csv", roster, sum(c.points for c in cells), rows, subs)
     print(f"Wrote {out / 'grades.csv'} and {count} feedback pages in {out / 'feedback'} "
           f"({runner.elapsed(started)}).")
     return 0
