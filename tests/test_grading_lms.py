@@ -5,6 +5,8 @@ then one end-to-end `grade --canvas` and one Gradescope autograder run on real l
 from __future__ import annotations
 
 import csv
+import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -13,10 +15,11 @@ import nbformat
 import pytest
 
 from helpers.course.nbgrader_run import nbgrader_env
-from helpers.grading import canvas
+from helpers.grading import canvas, gradescope
+from helpers.grading.course import GradedCell
 from helpers.grading.report import Row
 from tests.conftest import ROOT
-from tests.grading_tools import FULL, LESSON, SOURCE, STUDENT, read
+from tests.grading_tools import FULL, IDS, LESSON, POINTS, SOURCE, STUDENT, read
 
 HEADER = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "01 Tensors (123456)", "02 Shapes (123457)",
           "Current Score", "Final Score"]
@@ -194,3 +197,98 @@ def test_bad_roster_stops_before_grading(tmp_path):
     assert proc.returncode == 2
     assert "no Student, ID, SIS User ID, SIS Login ID, Section columns" in proc.stderr
     assert not (tmp_path / "out").exists()  # nothing graded, nothing written
+
+
+# ------------------------------------------------------------------ Gradescope
+
+def _check_results(result, cells_max=None):
+    """results.json as Gradescope's specification has it: tests with name, score <= max_score,
+    output and visibility; their scores add up to the top-level score."""
+    assert isinstance(result["score"], float) and isinstance(result["output"], str)
+    for test in result["tests"]:
+        assert {"name", "score", "max_score", "output", "visibility"} <= set(test)
+        assert 0 <= test["score"] <= test["max_score"]
+        assert test["visibility"] in ("visible", "after_published")
+    assert sum(t["score"] for t in result["tests"]) == pytest.approx(result["score"])
+    if cells_max is not None:
+        assert [t["max_score"] for t in result["tests"]] == cells_max
+
+
+def test_results_one_test_per_graded_cell():
+    cells = [GradedCell("ex1", 1, "Exercise 1: floats", hidden="assert x"), GradedCell("ex2", 2, "Exercise 2: mean")]
+    row = Row("submission", {"ex1": 1.0, "ex2": 0.0}, {"ex2": "expected a tensor of shape (3,), got (3, 1)"})
+    result = gradescope.results(row, cells)
+    _check_results(result, [1, 2])
+    assert [(t["name"], t["score"], t["visibility"]) for t in result["tests"]] == [
+        ("Exercise 1: floats", 1.0, "after_published"), ("Exercise 2: mean", 0.0, "visible")]
+    assert result["tests"][1]["output"] == "incorrect: expected a tensor of shape (3,), got (3, 1)"
+    assert result["score"] == 1.0 and result["output"] == "1 / 3 points."
+    broken = gradescope.results(Row("s", {"ex1": 0.0, "ex2": 0.0}, {}, "timed out after 900 s"), cells)
+    assert broken["score"] == 0 and "could not be graded: timed out" in broken["output"]
+
+
+@pytest.fixture(scope="module")
+def autograder(tmp_path_factory):
+    """dist/gradescope/<lesson>.zip built by the command, unzipped as Gradescope lays it out."""
+    dist = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run([sys.executable, "-m", "helpers.grading", "gradescope", "01", "--out", str(dist)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    archive = dist / f"{LESSON}.zip"
+    with zipfile.ZipFile(archive) as zf:
+        names = set(zf.namelist())
+        modes = {i.filename: i.external_attr >> 16 for i in zf.infolist()}
+    assert {"setup.sh", "run_autograder", f"solutions/{LESSON}/{LESSON}.ipynb", "helpers/grading/runner.py",
+            "nbgrader_config.py", "requirements.txt", "pyproject.toml"} <= names
+    assert not any(n.startswith(("solutions/02", "tests/", ".git", "data/")) or "__pycache__" in n for n in names)
+    assert modes["run_autograder"] & 0o111 and modes["setup.sh"] & 0o111
+    return archive
+
+
+def _autograde(archive, home, notebooks, python=sys.executable):
+    """Lay out ``home`` like /autograder (source/, submission/, results/) and run run_autograder
+    (setup.sh is skipped: the course's venv is given as COURSE_PYTHON)."""
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(home / "source")
+    os.chmod(home / "source" / "run_autograder", 0o755)
+    (home / "submission").mkdir()
+    for name, nb in notebooks.items():
+        nbformat.write(nb, home / "submission" / name)
+    env = nbgrader_env({"AUTOGRADER_ROOT": str(home), "COURSE_PYTHON": python})
+    proc = subprocess.run([str(home / "source" / "run_autograder")], cwd=home, capture_output=True, text=True,
+                          timeout=900, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((home / "results" / "results.json").read_text()), proc
+
+
+@pytest.mark.slow
+def test_gradescope_autograder_gives_the_solution_full_marks(autograder, tmp_path):
+    result, proc = _autograde(autograder, tmp_path, {"my_work.ipynb": read(SOURCE)})
+    _check_results(result, [float(POINTS[gid]) for gid in IDS])
+    assert result["score"] == FULL, proc.stdout[-3000:]
+    assert all(t["visibility"] == "after_published" and t["output"] == "correct" for t in result["tests"])
+    assert "canary: the reference solution scores" in proc.stdout  # the course's own grader ran
+
+
+@pytest.mark.parametrize("notebooks, said", [
+    ({}, "no notebook (.ipynb)"),
+    ({"a.ipynb": None, "b.ipynb": None}, "2 notebooks (a.ipynb, b.ipynb)"),
+])
+def test_gradescope_no_or_several_notebooks_is_a_clear_zero(autograder, tmp_path, notebooks, said):
+    result, _ = _autograde(autograder, tmp_path, {k: read(STUDENT) for k in notebooks})
+    assert result["score"] == 0 and result["tests"] == [] and said in result["output"]
+
+
+def test_gradescope_writes_results_even_when_python_fails(autograder, tmp_path):
+    result, _ = _autograde(autograder, tmp_path, {"x.ipynb": read(STUDENT)}, python="/bin/false")
+    assert result["score"] == 0 and "failed before it could grade" in result["output"]
+
+
+def test_gradescope_run_turns_any_error_into_a_failure_result(tmp_path, monkeypatch):
+    def broken(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(gradescope, "grade_submission", broken)
+    result = gradescope.run(ROOT, LESSON, tmp_path)
+    assert json.loads((tmp_path / "results" / "results.json").read_text()) == result
+    assert result["score"] == 0 and "OSError: disk full" in result["output"]

@@ -1,7 +1,8 @@
-"""Grade a class's notebooks, or build the bundle students receive.
+"""Grade a class's notebooks, build the bundle students receive, or a lesson's Gradescope autograder.
 
   python -m helpers.grading grade LESSON SUBMISSIONS [--out grades] [--jobs 2] [--due 2026-12-01T23:59]
   python -m helpers.grading bundle [--out dist/student-bundle.zip]
+  python -m helpers.grading gradescope LESSON [--out dist/gradescope]
 
 SUBMISSIONS is nbgrader's submitted/ folder (or the course folder holding it), a flat folder
 of <student>.ipynb files, or a zip exported by a learning-management system (Canvas-style
@@ -63,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
                         "Lessons graded one after another into the same OUT build one file")
     b = sub.add_parser("bundle", help="build the archive students receive")
     b.add_argument("--out", type=Path, default=Path("dist/student-bundle.zip"), help="default: dist/student-bundle.zip")
+    s = sub.add_parser("gradescope", help="build a lesson's Gradescope autograder (instructor-only: it holds the "
+                                          "solution and hidden tests; upload it to Gradescope, never to students)")
+    s.add_argument("lesson", help="lesson name or number (01 or 01_tensors_autograd)")
+    s.add_argument("--out", type=Path, default=Path("dist/gradescope"), help="folder (default: dist/gradescope/)")
     return parser
 
 
@@ -116,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "grade":
         return grade_command(args)
+    if args.command == "gradescope":
+        from helpers.grading.gradescope import build_command
+
+        return build_command(args)
     from helpers.grading.bundle import LeakError, build
 
     out = args.out if args.out.is_absolute() else args.root / args.out
