@@ -47,6 +47,8 @@ def _read_table(path: Path) -> list[list[str]]:
     except (UnicodeDecodeError, IsADirectoryError):
         raise RosterError(f"the roster {path} is not a CSV text file (an Excel workbook?); export the gradebook "
                           "from Canvas as CSV (Grades > Export > Export Entire Gradebook).") from None
+    except OSError as err:
+        raise RosterError(f"the roster {path} cannot be read ({err.strerror or err}).") from None
     try:
         return [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
     except csv.Error as err:
@@ -156,7 +158,7 @@ def scores_by_id(roster: Roster, rows, canvas_ids: dict[str, str | None], log=pr
     for row in rows:
         entry = match(roster, row.student, canvas_ids.get(row.student))
         if entry is None:
-            unmatched.append(f"{row.student} ({_points(row.total)} points)")
+            unmatched.append(f"{row.student} ({row.problem or _points(row.total) + ' points'})")
             continue
         key = entry["ID"] or entry["SIS User ID"] or entry["Student"]
         if key in owner:
