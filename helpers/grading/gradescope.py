@@ -143,9 +143,10 @@ def results(row, cells) -> dict:
     for number, cell in enumerate(cells, start=1):
         score, message = row.scores[cell.grade_id], row.messages.get(cell.grade_id, "")
         state = status(score, cell, message)
+        said = message if state in message.lower() else f"{state}: {message}"  # "...: not attempted." says it
         tests.append({"name": cell.title, "number": str(number), "score": score, "max_score": cell.points,
                       "status": "passed" if score >= cell.points else "failed",
-                      "output": f"{state}: {message}" if message and state != "correct" else state,
+                      "output": said if message and state != "correct" else state,
                       "visibility": "after_published" if cell.hidden.strip() else "visible"})
     total = sum(t["score"] for t in tests)
     output = f"{total:g} / {sum(c.points for c in cells):g} points."
