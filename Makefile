@@ -10,9 +10,12 @@
 #                         reveal.js & co. (pinned in package-lock.json) into slides/vendor/: presents offline
 #   make data             unpack / download the data sets into data/
 #   make lint             ruff on helpers, tests and the solution notebooks
-#   make grade LESSON=01 SUBMISSIONS=path/ [OUT=grades] [JOBS=2] [DUE=2026-12-01T23:59]
+#   make grade LESSON=01 SUBMISSIONS=path/ [OUT=grades] [JOBS=2] [DUE=2026-12-01T23:59] [CANVAS=roster.csv]
 #                         grade a class: OUT/grades.csv, OUT/feedback/<student>/<lesson>.html, a summary
+#                         (and OUT/canvas.csv for Canvas's gradebook import, from its exported gradebook)
 #   make bundle           dist/student-bundle.zip: what students receive (no solutions, no hidden tests)
+#   make gradescope LESSON=01
+#                         dist/gradescope/<lesson>.zip: the lesson's Gradescope autograder (instructor-only)
 #   make bench            every benchmark, printing figures against the targets (about 15 minutes on 2 cores):
 #                         bench-lessons: lessons 04-06 against two peer recipes (BENCH_LESSONS_ARGS=--quick);
 #                         bench-notebooks: each notebook top to bottom, full and fast mode;
@@ -34,11 +37,12 @@ SUBMISSIONS ?=
 OUT ?= grades
 JOBS ?= 2
 DUE ?=
+CANVAS ?=
 BENCH_GRADING_ARGS ?=
 BENCH_LESSONS_ARGS ?=
 BENCH_NOTEBOOKS_ARGS ?=
 
-.PHONY: env data lab test execute release check-release slides lint clean-env grade bundle bench bench-grading bench-lessons bench-notebooks
+.PHONY: env data lab test execute release check-release slides lint clean-env grade bundle gradescope bench bench-grading bench-lessons bench-notebooks
 
 env: $(STAMP)
 
@@ -84,11 +88,15 @@ lint: env
 	$(VENV)/bin/ruff check helpers tests solutions
 
 grade: env data
-	@test -n "$(LESSON)" && test -n "$(SUBMISSIONS)" || { echo "usage: make grade LESSON=01 SUBMISSIONS=path/ [OUT=grades] [JOBS=2] [DUE=2026-12-01T23:59]" >&2; exit 2; }
-	$(PY) -m helpers.grading grade $(LESSON) "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) $(if $(DUE),--due $(DUE),)
+	@test -n "$(LESSON)" && test -n "$(SUBMISSIONS)" || { echo "usage: make grade LESSON=01 SUBMISSIONS=path/ [OUT=grades] [JOBS=2] [DUE=2026-12-01T23:59] [CANVAS=roster.csv]" >&2; exit 2; }
+	$(PY) -m helpers.grading grade $(LESSON) "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) $(if $(DUE),--due $(DUE),) $(if $(CANVAS),--canvas "$(CANVAS)",)
 
 bundle: env
 	$(PY) -m helpers.grading bundle --out dist/student-bundle.zip
+
+gradescope: env
+	@test -n "$(LESSON)" || { echo "usage: make gradescope LESSON=01" >&2; exit 2; }
+	$(PY) -m helpers.grading gradescope $(LESSON) --out dist/gradescope
 
 bench: bench-lessons bench-notebooks bench-grading
 

@@ -1,8 +1,9 @@
-"""Grade a class's notebooks, or build the bundle students receive.
+"""Grade a class's notebooks, build the bundle students receive, or a lesson's Gradescope autograder.
 
   python -m helpers.grading grade LESSON SUBMISSIONS [--out grades] [--jobs 2] [--due 2026-12-01T23:59]
       [--scheduler tcp://HOST:8786 | --scheduler-file PATH | --slurm [--slurm-queue Q ...]]
   python -m helpers.grading bundle [--out dist/student-bundle.zip]
+  python -m helpers.grading gradescope LESSON [--out dist/gradescope]
 
 SUBMISSIONS is nbgrader's submitted/ folder (or the course folder holding it), a flat folder
 of <student>.ipynb files, or a zip exported by a learning-management system (Canvas-style
@@ -59,9 +60,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="processes and threads per kernel, against fork bombs (default: 256)")
     g.add_argument("--no-isolate", action="store_true", help="do not hide the course's files from the kernels")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--canvas", type=Path, metavar="ROSTER",
+                   help="also write OUT/canvas.csv for Canvas's gradebook import; ROSTER is the gradebook exported "
+                        "from Canvas (Grades > Export). Students are matched by SIS User ID, SIS Login ID or Canvas "
+                        "ID; roster students with no submission get an empty cell, so Canvas keeps their grade. "
+                        "Lessons graded one after another into the same OUT build one file")
     _cluster_options(g)
     b = sub.add_parser("bundle", help="build the archive students receive")
     b.add_argument("--out", type=Path, default=Path("dist/student-bundle.zip"), help="default: dist/student-bundle.zip")
+    s = sub.add_parser("gradescope", help="build a lesson's Gradescope autograder (instructor-only: it holds the "
+                                          "solution and hidden tests; upload it to Gradescope, never to students)")
+    s.add_argument("lesson", help="lesson name or number (01 or 01_tensors_autograd)")
+    s.add_argument("--out", type=Path, default=Path("dist/gradescope"), help="folder (default: dist/gradescope/)")
     return parser
 
 
@@ -88,14 +98,15 @@ def _slurm(args) -> dict | None:
 
 
 def grade_command(args) -> int:
-    from helpers.grading import cluster, layouts, report, runner
+    from helpers.grading import canvas, cluster, layouts, report, runner
     from helpers.grading.course import GradingError, graded_cells
 
     root = args.root.resolve()
     try:
         lesson = find_lessons(root, [args.lesson])[0]
         cells = graded_cells(read_source(lesson.source))
-    except ReleaseError as err:
+        roster = canvas.read_roster(args.canvas, lesson.name) if args.canvas else None
+    except (ReleaseError, canvas.RosterError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     names = [lesson.name for lesson in find_lessons(root)]
@@ -127,6 +138,8 @@ def grade_command(args) -> int:
     report.write_csv(out / "grades.csv", rows, lesson.name, cells, args.due)
     count = report.write_feedback(out / "feedback", rows, lesson.name, cells)
     print(report.summary(rows, problems, lesson.name, cells))
+    if roster:
+        canvas.export(out / "canvas.csv", roster, sum(c.points for c in cells), rows, subs)
     print(f"Wrote {out / 'grades.csv'} and {count} feedback pages in {out / 'feedback'} "
           f"({runner.elapsed(started)}).")
     return 0
@@ -136,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "grade":
         return grade_command(args)
+    if args.command == "gradescope":
+        from helpers.grading.gradescope import build_command
+
+        return build_command(args)
     from helpers.grading.bundle import LeakError, build
 
     out = args.out if args.out.is_absolute() else args.root / args.out

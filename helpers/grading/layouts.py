@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
@@ -42,6 +42,7 @@ class Submission:
     source: str  # where the instructor finds it
     submitted_at: datetime | None = None
     marked_late: bool = False
+    canvas_id: str | None = None  # the Canvas user id, from an LMS zip's file name
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def collect(path: Path, lesson: str, lessons: list[str], scratch: Path) -> tuple
         subs, problems, layout = collect(root, lesson, lessons, scratch / "inner")
         problems = skipped + problems
         rel = lambda s: f"{path.name}:{s}"  # noqa: E731
-        subs = [Submission(s.student, s.path, rel(s.source), s.submitted_at, s.marked_late) for s in subs]
+        subs = [replace(s, source=rel(s.source)) for s in subs]
         problems = [Problem(rel(p.source), p.message, p.student) for p in problems]
         return subs, problems, f"zip ({layout})"
     if path.is_file():
@@ -152,7 +153,8 @@ def _flat(folder: Path, files: list[Path], lesson: str, lessons: list[str]) -> t
             problems.append(Problem(path.name, "does not say whose it is: name files <student>.ipynb"))
             continue
         found.append((name, canvas["uid"] if canvas else None,
-                      Submission(name, path, path.name, _mtime(path), bool(canvas and canvas["late"]))))
+                      Submission(name, path, path.name, _mtime(path), bool(canvas and canvas["late"]),
+                                 canvas["uid"] if canvas else None)))
     return _one_per_student(found, problems)
 
 
@@ -169,8 +171,7 @@ def _one_per_student(found, problems) -> tuple[list[Submission], list[Problem]]:
     by_student: dict[str, list[Submission]] = {}
     for name, uid, sub in found:
         student = f"{name}_{uid}" if len(uids[name]) > 1 and uid else name
-        by_student.setdefault(student, []).append(
-            Submission(student, sub.path, sub.source, sub.submitted_at, sub.marked_late))
+        by_student.setdefault(student, []).append(replace(sub, student=student))
     subs = []
     for student, items in sorted(by_student.items()):
         items.sort(key=lambda s: (s.submitted_at or datetime.min.replace(tzinfo=timezone.utc), s.source))
