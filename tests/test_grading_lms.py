@@ -14,6 +14,7 @@ import zipfile
 import nbformat
 import pytest
 
+from helpers.config import data_dir
 from helpers.course.nbgrader_run import nbgrader_env
 from helpers.grading import canvas, gradescope
 from helpers.grading.course import GradedCell
@@ -254,7 +255,8 @@ def _autograde(archive, home, notebooks, python=sys.executable):
     (home / "submission").mkdir()
     for name, nb in notebooks.items():
         nbformat.write(nb, home / "submission" / name)
-    env = nbgrader_env({"AUTOGRADER_ROOT": str(home), "COURSE_PYTHON": python})
+    # The data: on Gradescope setup.sh prepares them in source/data; here they are the checkout's.
+    env = nbgrader_env({"AUTOGRADER_ROOT": str(home), "COURSE_PYTHON": python, "COURSE_DATA_DIR": str(data_dir())})
     proc = subprocess.run([str(home / "source" / "run_autograder")], cwd=home, capture_output=True, text=True,
                           timeout=900, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

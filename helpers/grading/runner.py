@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import helpers
 from helpers.course.nbgrader_run import nbgrader_env
 from helpers.course.release import Lesson
 from helpers.grading import course, sandbox
@@ -149,6 +150,9 @@ def _sandbox_settings(root: Path, work: Path, lesson: Lesson, template: course.T
     # needed too, else the link dangles inside the sandbox and the lesson's data cell fails.
     data = data_folder(root)
     shared = [data] if os.path.isdir(data) else []
+    # The helpers package the kernels import is the grader's own (an editable install may point
+    # elsewhere than this course folder, say into a checkout under /tmp): it must be visible, read-only.
+    shared.append(os.path.dirname(os.path.realpath(helpers.__file__)))
     return {"root": str(root), "work": str(work), "template": str(template.folder), "lesson": lesson.name,
             "timeout": settings.timeout, "max_output": settings.max_output, "isolate": settings.isolate,
             "hide": hide, "readonly": sorted({str(root), sys.prefix, *shared}),
