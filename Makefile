@@ -2,6 +2,7 @@
 # unpacks the data; later runs reuse both.
 #
 #   make lab              open the course in JupyterLab (HEADLESS=1 on a server; NOTEBOOKS=dir serves another folder)
+#   make lab-instructor   the instructor's JupyterLab on the whole course, with nbgrader's create-assignment and formgrader
 #   make test             run every test (what CI runs)
 #   make execute          run the solution notebooks (full mode) and save their outputs
 #   make release          regenerate the student notebooks from solutions/ (LESSONS="01 02" for some),
@@ -42,7 +43,7 @@ BENCH_GRADING_ARGS ?=
 BENCH_LESSONS_ARGS ?=
 BENCH_NOTEBOOKS_ARGS ?=
 
-.PHONY: env data lab test execute release check-release slides lint clean-env grade bundle gradescope bench bench-grading bench-lessons bench-notebooks
+.PHONY: env data lab lab-instructor test execute release check-release slides lint clean-env grade bundle gradescope bench bench-grading bench-lessons bench-notebooks
 
 env: $(STAMP)
 
@@ -60,8 +61,17 @@ $(STAMP): requirements.txt pyproject.toml
 data: env
 	$(PY) -m helpers.data prepare
 
+LAB_FLAGS = --ip=$(HOST) --port=$(PORT) $(if $(HEADLESS),--no-browser,) $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
+
+# The learners' lab: jupyter/learner/ turns off nbgrader's instructor tools (create assignment, formgrader,
+# course and assignment lists) and keeps its Validate button.
 lab: env data
-	$(VENV)/bin/jupyter lab "$(NOTEBOOKS)" --ip=$(HOST) --port=$(PORT) $(if $(HEADLESS),--no-browser,) $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter/learner$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH),)" \
+	  $(VENV)/bin/jupyter lab "$(NOTEBOOKS)" $(LAB_FLAGS)
+
+# The instructor's lab, on the whole course: nbgrader's create-assignment toolbar and formgrader as well.
+lab-instructor: env data
+	$(VENV)/bin/jupyter lab "$(CURDIR)" $(LAB_FLAGS)
 
 test: env data $(NODE_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -265,15 +266,17 @@ def _lab_env(home: Path) -> dict[str, str]:
 
 
 @contextmanager
-def running_lab(tmp_path: Path):
-    """``make lab HEADLESS=1 ...`` (the README's command) on a copy of notebooks/; yields (base URL, token)."""
+def running_lab(tmp_path: Path, target: str = "lab"):
+    """``make lab HEADLESS=1 ...`` (the README's command) on a copy of notebooks/, or ``make lab-instructor``
+    on the course; yields (base URL, token)."""
     port, token = _free_port(), "course-browser-test"
     notebooks = tmp_path / "notebooks"
-    shutil.copytree(ROOT / "notebooks", notebooks)  # RISE saves the notebook: never the committed one
-    log_path = artifact("lab.log")
+    if target == "lab":
+        shutil.copytree(ROOT / "notebooks", notebooks)  # RISE saves the notebook: never the committed one
+    log_path = artifact(f"{target}.log")
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            ["make", "--no-print-directory", "lab", "HEADLESS=1", f"PORT={port}", f"NOTEBOOKS={notebooks}",
+            ["make", "--no-print-directory", target, "HEADLESS=1", f"PORT={port}", f"NOTEBOOKS={notebooks}",
              f"LAB_ARGS=--IdentityProvider.token={token} --ServerApp.open_browser=False"],
             cwd=ROOT, env=_lab_env(tmp_path / "jupyter"), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -305,6 +308,33 @@ def _run_cell(page, text: str):
     cell.locator(".jp-InputArea-prompt").click()
     page.keyboard.press("Shift+Enter")
     return cell
+
+
+def _assert_instructor_tools(page, base: str, token: str, *, shown: bool) -> None:
+    """nbgrader's instructor tools: its menu (Formgrader, course list), the Create Assignment sidebar and
+    the formgrader's pages; the learner's Validate button is there either way."""
+    menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
+    tabs = [tab.get_attribute("title") or "" for tab in page.locator(".jp-SideBar .lm-TabBar-tab").all()]
+    assert ("Nbgrader" in menus) is shown, menus
+    assert any("Create Assignment" in title for title in tabs) is shown, tabs
+    assert page.locator(".jp-NotebookPanel-toolbar .validate-button").first.is_visible()
+    try:
+        status = urllib.request.urlopen(f"{base}/formgrader?token={token}", timeout=30).status
+    except urllib.error.HTTPError as err:
+        status = err.code
+    assert (status == 200) is shown, status
+
+
+def test_instructor_lab_has_create_assignment_and_formgrader(tmp_path):
+    """``make lab-instructor``: the same JupyterLab on the whole course, with nbgrader's tools."""
+    chromium()
+    with running_lab(tmp_path, "lab-instructor") as (base, token), browser() as instance:
+        page = instance.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{base}/lab/tree/solutions/{LESSON01}/{LESSON01}.ipynb?token={token}")
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
+        page.wait_for_selector(".jp-SideBar .lm-TabBar-tab[title*='Create Assignment']", timeout=60_000)
+        page.screenshot(path=artifact("lab-instructor.png"))
+        _assert_instructor_tools(page, base, token, shown=True)
 
 
 def test_jupyterlab_runs_lesson01_with_widgets_validate_and_rise(tmp_path):
@@ -345,6 +375,7 @@ def test_jupyterlab_runs_lesson01_with_widgets_validate_and_rise(tmp_path):
 
         validate = page.locator(".jp-NotebookPanel-toolbar .validate-button").first
         assert validate.is_visible() and "Validate" in validate.inner_text()
+        _assert_instructor_tools(page, base, token, shown=False)  # the learner sees none of them
 
         page.locator(".jp-NotebookPanel-toolbar [data-jp-item-name='RISE-button'] button").click()
         rise = page.frame_locator("iframe[src*='/rise/']")
