@@ -390,3 +390,88 @@ def test_jupyterlab_runs_lesson01_with_widgets_validate_and_rise(tmp_path):
     artifact("lab-requests.json").write_text(json.dumps({"failed": traffic.failed, "outside": traffic.outside},
                                                         indent=1) + "\n")
     assert (ROOT / "notebooks" / LESSON01 / f"{LESSON01}.ipynb").read_bytes() == committed
+
+
+ROUND_TRIPS = {  # lesson: (exercise's first line, a correct answer, a typical wrong one, words of its message)
+    LESSON01: ("def to_float_pixels(images):",
+               "def to_float_pixels(images):\n    return images.float() / 255\n",
+               "def to_float_pixels(images):\n    return images.float()\n", ["255"]),
+    "03_losses": ("def softmax(logits, dim=-1):",
+                  "def softmax(logits, dim=-1):\n    z = logits - logits.amax(dim=dim, keepdim=True)\n"
+                  "    return z.exp() / z.exp().sum(dim=dim, keepdim=True)\n",
+                  "def softmax(logits, dim=-1):\n    return logits.exp() / logits.exp().sum(dim=dim, keepdim=True)\n",
+                  ["overflows", "nan"]),
+}
+
+
+def _type_into(page, cell, source: str) -> None:
+    """Replace a cell's source as a learner does: click into it, select everything, type."""
+    cell.scroll_into_view_if_needed()
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(source)
+    page.keyboard.press("Escape")
+
+
+def _run(page, cell) -> None:
+    cell.locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Control+Enter")
+
+
+def _output(cell, word: str, timeout: int = 120_000) -> str:
+    cell.locator(".jp-OutputArea-output", has_text=word).first.wait_for(timeout=timeout)
+    return cell.locator(".jp-OutputArea").inner_text()
+
+
+@pytest.mark.parametrize("lesson", list(ROUND_TRIPS))
+def test_a_learners_round_trip_in_the_lab(lesson, tmp_path):
+    """In Chromium, on the student notebook: a correct answer and its check (green), a typical wrong
+    answer (the message names the mistake), hint 1, then Validate and nbgrader's verdict."""
+    first_line, correct, wrong, words = ROUND_TRIPS[lesson]
+    student = nbformat.read(ROOT / "notebooks" / lesson / f"{lesson}.ipynb", as_version=4)
+    unsolved = sum(1 for c in student.cells if c.metadata.get("nbgrader", {}).get("points")) - 1
+    chromium()
+    with running_lab(tmp_path) as (base, token), browser() as instance:
+        page = instance.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{base}/lab/tree/{lesson}/{lesson}.ipynb?token={token}")
+        page.wait_for_selector(".jp-NotebookPanel-toolbar :text('Python 3 (ipykernel)')", timeout=90_000)
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        texts = cells.all_inner_texts()
+        k = next(i for i, text in enumerate(texts) if first_line in text)
+        answer, check, hint = cells.nth(k), cells.nth(k + 1), cells.nth(k + 2)
+        answer.locator(".jp-InputArea-prompt").click()
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Above Selected Cell").click()
+
+        _type_into(page, answer, correct)
+        _run(page, answer)
+        _run(page, check)
+        said = _output(check, "correct")
+        assert "✅" in said and "incorrect" not in said, said
+        assert check.locator("div[style*='border-left']").first.is_visible()  # the coloured verdict box
+        page.screenshot(path=artifact(f"round-trip-{lesson[:2]}-1-correct.png"))
+
+        _type_into(page, answer, wrong)
+        _run(page, answer)
+        _run(page, check)
+        said = _output(check, "incorrect")
+        assert all(w in said for w in words), said
+        page.screenshot(path=artifact(f"round-trip-{lesson[:2]}-2-wrong.png"))
+
+        _type_into(page, hint, "checks.ex1.hint(1)")
+        _run(page, hint)
+        assert "hint 1 of" in _output(hint, "hint 1 of")
+        page.screenshot(path=artifact(f"round-trip-{lesson[:2]}-3-hint.png"))
+
+        _type_into(page, answer, correct)  # back to the right answer, saved, then validated as a whole
+        _run(page, answer)
+        page.keyboard.press("Control+S")
+        page.locator(".jp-NotebookPanel-toolbar .validate-button").first.click()
+        dialog = page.locator(".jp-Dialog", has_text="Validation Results")
+        dialog.wait_for(timeout=300_000)
+        verdict = dialog.inner_text()
+        page.screenshot(path=artifact(f"round-trip-{lesson[:2]}-4-validate.png"))
+        # nbgrader's verdict: every graded cell but the one solved fails, each shown with its error
+        assert dialog.locator(".validation-failed").count() == 1, verdict[:2000]
+        assert verdict.count("The following cell failed:") == unsolved, verdict[:3000]
+        assert "Exercise 1:" not in verdict, verdict[:3000]
