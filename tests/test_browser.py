@@ -104,8 +104,22 @@ WALK = f"""() => {{
 }}"""
 
 
+HEIGHTS = f"""() => {{
+    const R = {REVEAL}, out = [];
+    R.getHorizontalSlides().forEach((h, i) => {{
+        const leaves = h.classList.contains('stack') ? Array.from(h.querySelectorAll(':scope > section')) : [h];
+        leaves.forEach((s, j) => {{
+            R.slide(i, j);  // shown, as presented: its rendered height in the deck's own units
+            out.push([i, j, s.getBoundingClientRect().height / R.getScale(), R.getConfig().height,
+                      (s.innerText || '').trim().slice(0, 60)]);
+        }});
+    }});
+    return out;
+}}"""
+
+
 def open_deck(instance, path: Path, traffic: Traffic):
-    context = instance.new_context(viewport={"width": 1280, "height": 800})
+    context = instance.new_context(viewport={"width": 1280, "height": 720})
     traffic.watch(context)
     page = context.new_page()
     page.goto(path.as_uri())
@@ -153,6 +167,8 @@ def test_deck_presents_offline(lesson, deck_dir):
             assert press_until(page, "ArrowDown", "v", 1), f"ArrowDown does not reach the subslide below {vertical}"
         page.keyboard.press("ArrowLeft")
         assert page.evaluate(WALK) == expected  # every slide once, so everything it loads is loaded
+        tall = [s for s in page.evaluate(HEIGHTS) if s[2] > s[3]]
+        assert not tall, f"{deck.name}: slides higher than the deck (h, v, height, deck height, text): {tall}"
         page.evaluate(f"{REVEAL}.slide(0, 0)")
         page.wait_for_timeout(500)  # MathJax typesets after the slide change
         page.screenshot(path=artifact(f"slides-{lesson}.png"))

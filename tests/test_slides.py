@@ -213,3 +213,13 @@ def test_lesson_02_prints_its_practice_answers_only_outside_the_deck():
     assert "535,818" in stored and "(8, 2048)" in stored
     assert any(slides.REVEALS_TAG in c.metadata.get("tags", []) and "plot_parameter_counts" in c.source
                for c in source.cells)
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_each_exercise_starts_a_slide_of_its_own(lesson):
+    source = nbformat.read(ROOT / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
+    exercises = [c for c in source.cells if "exercise" in c.metadata.get("tags", [])]
+    assert exercises, f"{lesson}: no cell tagged exercise"
+    for cell in exercises:
+        kind = cell.metadata.get("slideshow", {}).get("slide_type", "-")
+        assert kind in ("slide", "subslide"), f"{lesson}: {cell.source[:60]!r} is a {kind!r}, not a new slide"

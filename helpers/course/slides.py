@@ -194,7 +194,7 @@ def _exporter() -> SlidesExporter:
     exporter.reveal_theme = THEME
     exporter.reveal_transition = "slide"
     exporter.reveal_number = "c/t"
-    exporter.reveal_scroll = True  # long code and plots scroll within their slide
+    exporter.reveal_scroll = False  # no slide scrolls: long material is split, a tall cell shrunk (the template)
     return exporter
 
 
