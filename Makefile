@@ -65,9 +65,16 @@ LAB_FLAGS = --ip=$(HOST) --port=$(PORT) $(if $(HEADLESS),--no-browser,) $(if $(f
 
 # The learners' lab: jupyter/learner/ turns off nbgrader's instructor tools (create assignment, formgrader,
 # course and assignment lists) and keeps its Validate button.
+# RISE's slideshow loads every lab extension it is given, and nbgrader's and notebook's fail there
+# (module federation errors: they need JupyterLab's own shell): it gets only what a slideshow uses.
+RISE_EXTENSIONS := jupyterlab-rise jupyterlab_pygments @jupyter-widgets/jupyterlab-manager @jupyterlab/mathjax3-extension
+RISE_LABEXT := $(VENV)/rise-labextensions
+
 lab: env data
+	@rm -rf "$(RISE_LABEXT)" && for ext in $(RISE_EXTENSIONS); do mkdir -p "$(RISE_LABEXT)/$$(dirname $$ext)" && \
+	  ln -s "$(abspath $(VENV))/share/jupyter/labextensions/$$ext" "$(RISE_LABEXT)/$$ext"; done
 	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter/learner$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH),)" \
-	  $(VENV)/bin/jupyter lab "$(NOTEBOOKS)" $(LAB_FLAGS)
+	  $(VENV)/bin/jupyter lab "$(NOTEBOOKS)" --RiseApp.labextensions_path="$(abspath $(RISE_LABEXT))" $(LAB_FLAGS)
 
 # The instructor's lab, on the whole course: nbgrader's create-assignment toolbar and formgrader as well.
 lab-instructor: env data

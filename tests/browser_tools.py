@@ -76,7 +76,8 @@ class Traffic:
         page.on("request", lambda req: self.requests.append(req.url))
         page.on("requestfailed", self._failed)
         page.on("response", lambda res: res.status >= 400 and self.failed.append(f"{res.url}: HTTP {res.status}"))
-        page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"console: {msg.text}"))
+        page.on("console", lambda msg: msg.type == "error" and self.errors.append(
+            f"console: {msg.text} @ {msg.location.get('url', '')}"))
 
     def _failed(self, request) -> None:
         if request.url not in self.outside:  # those we aborted ourselves are reported as `outside`

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -393,19 +394,86 @@ def test_jupyterlab_runs_lesson01_with_widgets_validate_and_rise(tmp_path):
         assert validate.is_visible() and "Validate" in validate.inner_text()
         _assert_instructor_tools(page, base, token, shown=False)  # the learner sees none of them
 
-        page.locator(".jp-NotebookPanel-toolbar [data-jp-item-name='RISE-button'] button").click()
-        rise = page.frame_locator("iframe[src*='/rise/']")
-        rise.locator(".reveal .slides section.present").first.wait_for(timeout=60_000)
-        page.wait_for_timeout(1000)
-        page.screenshot(path=artifact("lab-4-rise.png"))
+        explorer.locator(".jp-InputArea-prompt").click()  # RISE starts at the selected cell's slide
+        _slider_in_rise(page, "explorer = widgets.LearningRateExplorer", "1.2", "lr = 1.200", "lab-4-rise")
         context.close()
-    # For the record, not asserted: console noise from JupyterLab's extensions inside RISE's own app,
-    # RISE's optional rise.css / <notebook>.css (absent), and what the page tried to fetch from outside
-    # (the Colab badge image, the web fonts of RISE's default theme), which was refused.
-    artifact("lab-console-errors.txt").write_text("\n".join(traffic.errors) + "\n")
-    artifact("lab-requests.json").write_text(json.dumps({"failed": traffic.failed, "outside": traffic.outside},
-                                                        indent=1) + "\n")
+    _assert_clean_console(traffic, "lab")
     assert (ROOT / "notebooks" / LESSON01 / f"{LESSON01}.ipynb").read_bytes() == committed
+
+
+# What the lab's console may say, each for a reason outside the course's hands: (pattern, why). Anything
+# else fails the test.
+CONSOLE_ALLOWED = [
+    (r"^console: Failed to load resource: net::ERR_FAILED @ https://colab\.research\.google\.com/assets/"
+     r"colab-badge\.svg$", "the Colab badge image in each notebook's first cell: the only request to the "
+                            "outside the lab makes, refused here (offline)"),
+    (r"Refused to apply style from '[^']+/files/(?:[^']*/)?rise\.css'",
+     "RISE probes for an optional stylesheet rise.css next to the notebook; the course has none (404)"),
+    (r"Refused to apply style from '[^']+/files/(?:[^']*/)?([^/']+)/\1\.css'",
+     "... and for <notebook>.css, likewise absent"),
+    (r"^console: RangeError: Maximum call stack size exceeded @ http://127\.0\.0\.1:\d+/static/rise/",
+     "jupyterlab_rise 0.43.1's own bundle (its FAST web components) in its standalone slideshow app: "
+     "upstream, and the slides and live widgets work regardless, as these tests show"),
+]
+
+
+def _allowed(error: str) -> bool:
+    return any(re.search(pattern, error) for pattern, _ in CONSOLE_ALLOWED)
+
+
+def _assert_clean_console(traffic: Traffic, name: str) -> None:
+    artifact(f"{name}-console-errors.txt").write_text("\n".join(traffic.errors) + "\n")
+    artifact(f"{name}-requests.json").write_text(json.dumps({"failed": traffic.failed, "outside": traffic.outside},
+                                                            indent=1) + "\n")
+    unexpected = [e for e in traffic.errors if not _allowed(e)]
+    assert not unexpected, f"console errors outside the allowlist: {unexpected[:5]}"
+    outside = [u for u in traffic.outside if not u.endswith("/colab-badge.svg")]
+    assert not outside, f"the lab reached outside the machine: {outside}"
+
+
+def _slider_in_rise(page, cell_text: str, value: str, then: str, shot: str) -> None:
+    """Start RISE at the selected cell, run that cell in the slideshow, type ``value`` into its first
+    slider's readout, and see the widget's text say ``then``."""
+    page.locator(".jp-NotebookPanel-toolbar [data-jp-item-name='RISE-button'] button").click()
+    rise = page.frame_locator("iframe[src*='/rise/']")
+    rise.locator(".reveal .slides section.present").first.wait_for(timeout=60_000)
+    cell = rise.locator(".jp-CodeCell", has=rise.locator(".jp-InputArea", has_text=cell_text)).first
+    cell.wait_for(timeout=30_000)
+    cell.locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Control+Enter")
+    cell.locator(".widget-slider").first.wait_for(timeout=60_000)  # a live slider, not the widget's repr
+    label = cell.locator(".widget-html-content").first
+    before = label.inner_text()
+    cell.locator(".widget-readout").first.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(value)
+    page.keyboard.press("Enter")
+    page.wait_for_function("([el, want]) => el.textContent.includes(want)", arg=[label.element_handle(), then],
+                           timeout=30_000)
+    assert label.inner_text() != before
+    page.screenshot(path=artifact(f"{shot}.png"))
+
+
+def test_rise_presents_lesson_02_with_a_live_widget(tmp_path):
+    """RISE on a later lesson: the dropout explorer's slider moves on its slide and its text follows."""
+    chromium()
+    lesson = "02_nn_module"
+    traffic = Traffic()
+    with running_lab(tmp_path) as (base, token), browser() as instance:
+        traffic.allowed = (*traffic.allowed, base, base.replace("http", "ws"))
+        context = instance.new_context(viewport={"width": 1400, "height": 900})
+        traffic.watch(context)
+        page = context.new_page()
+        page.goto(f"{base}/lab/tree/{lesson}/{lesson}.ipynb?token={token}")
+        page.wait_for_selector(".jp-NotebookPanel-toolbar :text('Python 3 (ipykernel)')", timeout=90_000)
+        setup = _run_cell(page, "# Setup: run this cell first")
+        setup.locator(".jp-OutputArea-output").first.wait_for(timeout=120_000)
+        cell = page.locator(".jp-CodeCell", has=page.locator(".jp-InputArea", has_text="DropoutExplorer(p=0.5)")).first
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputArea-prompt").click()
+        _slider_in_rise(page, "DropoutExplorer(p=0.5)", "0.2", "p = 0.20", "rise-02-dropout")
+        context.close()
+    _assert_clean_console(traffic, "rise-02")
 
 
 ROUND_TRIPS = {  # lesson: (exercise's first line, a correct answer, a typical wrong one, words of its message)
