@@ -158,3 +158,27 @@ def test_slurm_without_sbatch_and_a_missing_scheduler_file_say_what_to_do(klass,
     proc = grade(subs, tmp_path / "g", "--scheduler-file", str(tmp_path / "nothing.json"), check=False)
     assert proc.returncode == 3 and "dask scheduler --scheduler-file" in proc.stderr, proc.stderr
     assert not (tmp_path / "g" / "grades.csv").exists()
+
+
+def test_only_a_window_of_notebooks_is_in_flight(tmp_path):
+    """About two notebooks per worker thread (at least 8) travel at once, topped up as results return."""
+    from types import SimpleNamespace
+
+    class Client:
+        def nthreads(self):
+            return {"tcp://a": 3}
+
+        def submit(self, fn, spec, job, pure, key):
+            return SimpleNamespace(key=key, job=job)
+
+    subs = []
+    for i in range(20):
+        (tmp_path / f"s{i}.ipynb").write_bytes(b"{}")
+        subs.append((SimpleNamespace(path=tmp_path / f"s{i}.ipynb", student=f"s{i}"), f"{i:064d}"))
+    live, arrived, left = {}, [], iter(enumerate(subs))
+    arrived_add = SimpleNamespace(add=arrived.append)
+    cluster._top_up(Client(), arrived_add, left, live, {})
+    assert len(live) == len(arrived) == 8  # max(8, 2 x 3 threads)
+    live.pop(arrived[0].key)
+    cluster._top_up(Client(), arrived_add, left, live, {})
+    assert len(live) == 8 and arrived[-1].job["id"] == 8

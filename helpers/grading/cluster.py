@@ -158,29 +158,44 @@ def run(client, todo: list, lesson: Lesson, settings, cache, progress: bool, log
     spec = spec_for(lesson, settings, hide_extra)
     addresses = _wait_for_workers(client, log)
     results: dict[str, dict] = {}
-    futures = []
+    live: dict[str, tuple] = {}  # key -> (future, submission, sha): only notebooks not yet back
+    todo_left = iter(enumerate(todo))
     try:
         canaries = [client.submit(canary_task, spec, workers=[a], allow_other_workers=False, pure=False)
                     for a in addresses]
         for future in canaries:
             log(f"canary on {future.result()}")
-        for i, (sub, sha) in enumerate(todo):
-            job = {"id": i, "sha": sha, "data": Path(sub.path).read_bytes()}
-            futures.append(client.submit(grade_task, spec, job, pure=False, key=f"grade-{sha[:16]}-{i}"))
-        owner = {f.key: (sub, sha) for f, (sub, sha) in zip(futures, todo, strict=True)}
+        arrived = as_completed()
+        _top_up(client, arrived, todo_left, live, spec)
         with tqdm(total=len(todo), desc="grading", unit="notebook", file=sys.stderr, disable=not progress) as bar:
-            for future in as_completed(futures):
-                sub, sha = owner[future.key]
+            for future in arrived:
+                _, sub, sha = live.pop(future.key)  # the result's only reference goes with it
                 result = _result(future)
                 result.pop("id", None)
                 if not result.pop("transient", False):
                     cache.put(sha, result)
                 results[sub.student] = result
                 bar.update(1)
+                _top_up(client, arrived, todo_left, live, spec)
     finally:
-        client.cancel(futures)
+        client.cancel([future for future, _, _ in live.values()])
         _release(client, spec["digest"])
     return results
+
+
+def _top_up(client, arrived, todo_left, live: dict, spec: dict) -> None:
+    """Keep about two notebooks per worker thread in flight: a class of 60,000 never sits in the
+    scheduler's memory (or this machine's) at once, and workers that join later get work too."""
+    window = max(8, 2 * sum(client.nthreads().values()))
+    while len(live) < window:
+        try:
+            i, (sub, sha) = next(todo_left)
+        except StopIteration:
+            return
+        job = {"id": i, "sha": sha, "data": Path(sub.path).read_bytes()}
+        future = client.submit(grade_task, spec, job, pure=False, key=f"grade-{sha[:16]}-{i}")
+        live[future.key] = (future, sub, sha)
+        arrived.add(future)
 
 
 def _result(future) -> dict:
