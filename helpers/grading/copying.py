@@ -8,7 +8,9 @@ for the rest costs the exercise it belongs to all its points, with a review line
 it used.
 
 Which exercise a cell belongs to: an answer cell ``exN_answer`` to exercise N; a cell the
-student added, to the first graded exercise after it (the first check that can see it).
+student added, to each exercise whose answer names (``predict``, ``n_params``) it binds. A cell
+of the student's own that binds no answer (an experiment with the lesson's ``training.fit``)
+costs nothing and is noted for the review column.
 """
 
 from __future__ import annotations
@@ -105,8 +107,45 @@ def _parse(source: str):
         return None
 
 
-def find(nb, released: set[str], aliases: dict[str, list], root: Path, lesson: str) -> dict[str, list[str]]:
-    """``{exercise prefix ("ex3"): [what it used]}`` for the student-written cells that copy."""
+def bound_names(tree: ast.AST) -> set[str]:
+    """The global names a cell binds: its functions, classes, assignments and imports (also inside
+    if / try / with / for blocks, not inside functions)."""
+    names: set[str] = set()
+    for node in getattr(tree, "body", []):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for tgt in targets for n in ast.walk(tgt) if isinstance(n, ast.Name))
+        for block in ("body", "orelse", "finalbody", "handlers"):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and hasattr(node, block):
+                for child in getattr(node, block):
+                    names |= bound_names(ast.Module(body=[child], type_ignores=[]))
+    return names
+
+
+def answer_names(source_nb) -> dict[str, set[str]]:
+    """``{exercise prefix: names its reference answer defines}``, from the instructor notebook."""
+    found: dict[str, set[str]] = {}
+    for cell in source_nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution") and gid.endswith("_answer"):
+            tree = _parse(cell.source)
+            found[gid.split("_")[0]] = bound_names(tree) if tree is not None else set()
+    return found
+
+
+def find(nb, released: set[str], aliases: dict[str, list], root: Path, lesson: str,
+         answers: dict[str, set[str]]) -> dict[str, list[str]]:
+    """``{exercise prefix ("ex3"): [what it used]}`` for the student-written cells that copy: an
+    answer cell, or a cell of the student's own that binds one of the exercise's answer names.
+    What a cell of the student's own uses without binding an answer is under ``""`` (noted only).
+
+    Args:
+        answers: ``answer_names`` of the instructor notebook.
+    """
     mods = modules(root)
     released_uses = set()
     for source in released:
@@ -114,23 +153,21 @@ def find(nb, released: set[str], aliases: dict[str, list], root: Path, lesson: s
         released_uses.update(_uses(tree, aliases, mods) if tree is not None else [])
     ok = allowed(released_uses, mods, lesson)
     found: dict[str, list[str]] = {}
-    pending: list[str] = []  # added cells waiting for the next graded exercise
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         gid = meta.get("grade_id", "")
-        if cell.cell_type != "code":
-            continue
-        if meta.get("grade"):
-            if pending:
-                found.setdefault(gid.split("_")[0], []).extend(pending)
-                pending = []
-            continue
-        if meta.get("locked") or (cell.source in released and not meta.get("solution")):
+        if cell.cell_type != "code" or meta.get("grade") or meta.get("locked") \
+                or (cell.source in released and not meta.get("solution")):
             continue
         tree = _parse(cell.source)
         used = sorted({p for p in _uses(tree, aliases, mods) if verdict(p, ok, mods, lesson)}) if tree else []
+        if not used:
+            continue
         if meta.get("solution") and gid.endswith("_answer"):
-            found.setdefault(gid.split("_")[0], []).extend(used)
+            owners = [gid.split("_")[0]]
         else:
-            pending.extend(used)
-    return {k: sorted(set(v)) for k, v in found.items() if v}
+            binds = bound_names(tree)
+            owners = [ex for ex, names in answers.items() if names & binds] or [""]
+        for owner in owners:
+            found.setdefault(owner, []).extend(used)
+    return {k: sorted(set(v)) for k, v in found.items()}

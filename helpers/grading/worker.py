@@ -93,6 +93,7 @@ class Worker:
             if meta and meta.get("grade_id"):
                 self.trusted[meta["grade_id"]] = {**{k: v for k, v in meta.items() if k != "checksum"},
                                                   "cell_type": cell.cell_type}
+        self.answer_names = copying.answer_names(src)
         released = nbformat.read(self.template / "notebooks" / self.lesson / f"{self.lesson}.ipynb", as_version=4)
         self.released = {cell.source for cell in released.cells}
         self.config = self._config()
@@ -129,7 +130,8 @@ class Worker:
         protected = set(self.s["aliases"])
         result["flags"] = flags.scan(nb, protected, self.released)
         nb = normalise(nb, self.trusted)
-        copied = copying.find(nb, self.released, self.s["aliases"], Path(self.s["root"]), self.lesson)
+        copied = copying.find(nb, self.released, self.s["aliases"], Path(self.s["root"]), self.lesson,
+                              self.answer_names)
         for attempt in (1, 2):
             course = self._stage(nb)
             try:
@@ -231,6 +233,9 @@ def _zero_copied(result: dict, copied: dict[str, list[str]]) -> None:
     """An exercise answered with the course's own code gets 0, and the review column says what it used."""
     for prefix, used in sorted(copied.items()):
         names = ", ".join(used)
+        if not prefix:  # in a cell of the student's own that answers no exercise
+            result["flags"].append(f"uses {names} from the course's helpers (no points lost)")
+            continue
         for gid in result["scores"]:
             if gid.startswith(prefix + "_"):
                 result["scores"][gid] = 0.0
