@@ -223,3 +223,14 @@ def test_each_exercise_starts_a_slide_of_its_own(lesson):
     for cell in exercises:
         kind = cell.metadata.get("slideshow", {}).get("slide_type", "-")
         assert kind in ("slide", "subslide"), f"{lesson}: {cell.source[:60]!r} is a {kind!r}, not a new slide"
+
+
+def test_decks_share_one_stylesheet_instead_of_inlining_nbconvert_css(tmp_path):
+    index_css = next(p for p in slides.NBCONVERT_CSS if p.endswith("index.css"))
+    sheet = slides.write_stylesheet(tmp_path / slides.DECK_CSS).read_text(encoding="utf-8")
+    assert f"/* nbconvert {index_css} */" in sheet and "--jp-code-font-size: 19px" in sheet
+    telling = [ln.strip() for ln in sheet.splitlines() if len(ln.strip()) > 60][:50]  # long, distinctive lines
+    for lesson in LESSONS:
+        deck = (ROOT / slides.SLIDES_DIR / f"{lesson}.slides.html").read_text(encoding="utf-8")
+        assert f'<link href="{slides.VENDOR_DIR}/{slides.DECK_CSS}" rel="stylesheet"/>' in deck, lesson
+        assert not [ln for ln in telling if ln in deck], f"{lesson}'s deck still inlines nbconvert's CSS"

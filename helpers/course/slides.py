@@ -8,9 +8,10 @@ show the student's stub, and the outputs of answer and check cells are cleared.
 
 Every script, style sheet and font a deck loads is a relative URL into
 ``slides/vendor/``: reveal.js 5 (with its notes plugin), jQuery, require.js and
-MathJax 2, pinned in package.json. ``vendor/`` is not committed; the build copies
-it from ``node_modules/`` (``npm ci``), so after ``make slides`` the folder
-``slides/`` can be copied anywhere and presented offline. The decks themselves are
+MathJax 2, pinned in package.json, and ``course/notebook.css``, nbconvert's notebook
+styles written once for all decks (``write_stylesheet``) instead of inlined in each.
+``vendor/`` is not committed; the build copies it from ``node_modules/`` (``npm ci``),
+so after ``make slides`` the folder ``slides/`` can be copied anywhere and presented offline. The decks themselves are
 committed and deterministic, and ``stale()`` says when one differs from its source.
 """
 
@@ -277,7 +278,31 @@ def vendor(root: Path, out: Path) -> Path:
                 shutil.copytree(src, dst)
             else:
                 shutil.copy2(src, dst)
+    write_stylesheet(target / DECK_CSS)
     return target
+
+
+DECK_CSS = "course/notebook.css"  # under vendor/: the notebook styles every deck shares
+# nbconvert's own style sheets, which its reveal template inlines into every deck (about 7,400 lines)
+NBCONVERT_CSS = ("lab/static/index.css", "lab/static/theme-light.css", "reveal/static/custom_reveal.css")
+
+
+def write_stylesheet(path: Path) -> Path:
+    """The decks' shared stylesheet: nbconvert's notebook CSS once, with the course's deck template's
+    sizes (``templates/course_reveal/deck.css``), instead of a copy inlined in each deck."""
+    from jupyter_core.paths import jupyter_path
+
+    parts = []
+    for rel in NBCONVERT_CSS:
+        found = next((Path(d) / rel for d in jupyter_path("nbconvert", "templates") if (Path(d) / rel).is_file()),
+                     None)
+        if found is None:
+            raise SlidesError(f"nbconvert's {rel} is missing: reinstall nbconvert (`make env`).")
+        parts.append(f"/* nbconvert {rel} */\n" + found.read_text(encoding="utf-8"))
+    parts.append((TEMPLATES / "course_reveal" / "deck.css").read_text(encoding="utf-8"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
 
 
 def build(root: Path, names: list[str] | None = None, *, with_vendor: bool = True) -> list[Path]:
