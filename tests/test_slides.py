@@ -234,3 +234,20 @@ def test_decks_share_one_stylesheet_instead_of_inlining_nbconvert_css(tmp_path):
         deck = (ROOT / slides.SLIDES_DIR / f"{lesson}.slides.html").read_text(encoding="utf-8")
         assert f'<link href="{slides.VENDOR_DIR}/{slides.DECK_CSS}" rel="stylesheet"/>' in deck, lesson
         assert not [ln for ln in telling if ln in deck], f"{lesson}'s deck still inlines nbconvert's CSS"
+
+
+def test_outputs_come_after_the_room_is_asked_and_timings_say_whose_they_are():
+    asked = 0
+    for lesson in find_lessons(ROOT):
+        public = slides.public_notebook(lesson).cells
+        for k, cell in enumerate(public):
+            if slides._slide_type(cell) == "notes" and slides.ASK_FIRST.search(cell.source):
+                code = max(j for j in range(k) if public[j].cell_type == "code")
+                shown = public[code]  # the output-only fragment, right after its code
+                assert slides.OUTPUT_ONLY_TAG in shown.metadata.get("tags", []), lesson.name
+                assert slides._slide_type(shown) == "fragment" and shown.outputs, lesson.name
+                assert public[code - 1].cell_type == "code" and not public[code - 1].outputs, lesson.name
+                asked += 1
+            if cell.cell_type == "code" and slides.TIMING.search(slides._output_text(cell)):
+                assert public[k + 1].source == slides.TIMING_NOTE, (lesson.name, cell.source[:80])
+    assert asked >= 1  # lesson 04's shape cell

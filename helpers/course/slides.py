@@ -18,6 +18,7 @@ committed and deterministic, and ``stale()`` says when one differs from its sour
 from __future__ import annotations
 
 import ast
+import copy
 import html
 import re
 import shutil
@@ -25,7 +26,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 from nbconvert import SlidesExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
 from nbgrader.preprocessors import ClearSolutions
 from traitlets.config.loader import PyFileConfigLoader
 
@@ -157,6 +160,7 @@ def public_notebook(lesson: Lesson):
             if WIDGET_VIEW in output.get("data", {}):  # a live control has nothing to show in a deck
                 output.data = {"text/html": WIDGET_NOTE, "text/plain": "(an interactive control)"}
     nb.metadata.pop("widgets", None)
+    nb.cells = _timings_labelled(_outputs_after_asking(nb.cells))
     nb.metadata["title"] = lesson_title(nb, lesson.name).replace("`", "")
     leaked = [s for s in SECRETS if any(s in c.source for c in nb.cells)]
     if leaked:
@@ -165,6 +169,49 @@ def public_notebook(lesson: Lesson):
     if not nb.cells:
         raise SlidesError(f"{lesson.source}: every cell is skipped, so there is nothing to put in slides.")
     return nb
+
+
+ASK_FIRST = re.compile(r"\bask the room\b", re.IGNORECASE)  # a speaker note that wants guesses first
+OUTPUT_ONLY_TAG = "deck-output-only"  # shown without its code (nbconvert's TagRemovePreprocessor)
+
+
+def _outputs_after_asking(cells: list) -> list:
+    """Where a speaker note asks the room before the answer shows, the output of the code cell
+    before the note comes as a fragment after that code, not with it."""
+    cells = list(cells)
+    for k in [k for k, c in enumerate(cells) if _slide_type(c) == "notes" and ASK_FIRST.search(c.source)]:
+        code = next((j for j in range(k - 1, -1, -1) if cells[j].cell_type == "code"), None)
+        if code is None or not cells[code].get("outputs"):
+            continue
+        shown = nbformat.from_dict(copy.deepcopy(dict(cells[code])))
+        shown["id"] = f"{cells[code].get('id', 'cell')}-output"  # fixed, so the deck is the same every build
+        shown.metadata["slideshow"] = {"slide_type": "fragment"}
+        shown.metadata["tags"] = [*shown.metadata.get("tags", []), OUTPUT_ONLY_TAG]
+        cells[code].outputs = []
+        cells.insert(code + 1, shown)
+    return cells
+
+
+TIMING = re.compile(r"\b\d+(?:\.\d+)?\s?(?:s|ms|seconds)\b(?: per epoch)?")
+TIMING_NOTE = ("<small><em>Times measured on the machine that last ran this notebook, "
+               "not facts about PyTorch: yours will differ.</em></small>")
+
+
+def _output_text(cell) -> str:
+    return "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                   for o in cell.get("outputs", []))
+
+
+def _timings_labelled(cells: list) -> list:
+    """After each output that reports seconds, a line on the slide saying whose seconds they are."""
+    out = []
+    for cell in cells:
+        out.append(cell)
+        if cell.cell_type == "code" and TIMING.search(_output_text(cell)):
+            note = nbformat.v4.new_markdown_cell(TIMING_NOTE, id=f"{cell.get('id', 'cell')}-timing")
+            note.metadata["slideshow"] = {"slide_type": _slide_type(cell) if _slide_type(cell) == "fragment" else "-"}
+            out.append(note)
+    return out
 
 
 def lesson_title(nb, fallback: str) -> str:
@@ -195,6 +242,8 @@ def _exporter() -> SlidesExporter:
     exporter.reveal_theme = THEME
     exporter.reveal_transition = "slide"
     exporter.reveal_number = "c/t"
+    remove = TagRemovePreprocessor(remove_input_tags={OUTPUT_ONLY_TAG})
+    exporter.register_preprocessor(remove, enabled=True)
     exporter.reveal_scroll = False  # no slide scrolls: long material is split, a tall cell shrunk (the template)
     return exporter
 
