@@ -476,9 +476,11 @@ def test_rise_presents_lesson_02_with_a_live_widget(tmp_path):
     _assert_clean_console(traffic, "rise-02")
 
 
-# Lessons whose round trip ends with Validate. Lesson 03's Validate passed alone (56 s, with two CPU hogs
-# running) but once hung for over 5 minutes in a full CI run, cause not found: it is left out until it is.
-VALIDATED = {LESSON01}
+# Lessons whose round trip ends with Validate: none for now. Validate in the lab passes alone (lessons 01
+# and 03, also with two CPU hogs running) but hung for over 5 minutes in two full CI runs (lesson 03, then
+# lesson 01), cause not found; the steps stay here for when it is. nbgrader validate itself is tested in
+# tests/test_notebooks.py, and the lab test checks the Validate button.
+VALIDATED: set[str] = set()
 ROUND_TRIPS = {  # lesson: (exercise's first line, a correct answer, a typical wrong one, words of its message)
     LESSON01: ("def to_float_pixels(images):",
                "def to_float_pixels(images):\n    return images.float() / 255\n",
