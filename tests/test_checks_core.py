@@ -3,6 +3,7 @@
 import importlib
 
 import nbformat
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +12,7 @@ from helpers.checks.core import (
     Mismatch,
     Outcome,
     call_answer,
+    describe,
     expect_tensor_like,
     shape_text,
 )
@@ -128,3 +130,13 @@ def test_every_lessons_checks_have_staged_hints_and_the_notebooks_points(lesson)
     for ex in checks.EXERCISES:
         assert "hint 1 of 2" in str(ex.hint(1)) and "hint 2 of 2" in str(ex.hint(2)), ex.title
         assert ex.title.startswith(f"Exercise {ex.number} (") and "((" not in ex.title, ex.title
+
+
+@pytest.mark.parametrize("value, text", [
+    (np.int64(3), "the numpy int64 3"), (np.float32(0.5), "the numpy float32 0.5"),
+    (np.zeros((2, 3)), "a numpy array of shape (2, 3)"), (3, "the int 3"), (2.5, "the float 2.5"),
+    ("cuda", "the string 'cuda'"), ([1], "a list"), (object(), "an object"), (None, "None"),
+    (torch.Size([2, 3]), "the torch.Size (2, 3)"), (torch.zeros(2), "a tensor of shape (2,) and dtype torch.float32"),
+])
+def test_describe_names_numpy_scalars_and_numbers_as_they_are(value, text):
+    assert describe(value) == text

@@ -1,5 +1,6 @@
 """Lesson 05's checks: each accepts a right answer, spots the stub, and names the classic loop bugs."""
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import Dataset
@@ -30,14 +31,30 @@ def _device(order=("cuda", "mps")):
 def test_ex1_pick_device():
     assert_correct(L.ex1.check(_device()))
     assert_correct(L.ex1.check(training.pick_device))
-    assert_correct(L.ex1.check(lambda: "cuda" if torch.cuda.is_available() else
-                               "mps" if torch.backends.mps.is_available() else "cpu"))
     assert_not_attempted(L.ex1.check(stub))
+    assert_incorrect(L.ex1.check(lambda: "cuda" if torch.cuda.is_available() else
+                                 "mps" if torch.backends.mps.is_available() else "cpu"), "string", "torch.device")
     assert_incorrect(L.ex1.check(_device(("mps", "cuda"))), "CUDA comes first")
     assert_incorrect(L.ex1.check(_device(("cuda",))), "Apple", "mps")
     assert_incorrect(L.ex1.check(lambda: torch.device("cpu")), "NVIDIA")
-    assert_incorrect(L.ex1.check(lambda: "gpu" if torch.cuda.is_available() else "cpu"), "'cuda'")
+    assert_incorrect(L.ex1.check(lambda: "gpu" if torch.cuda.is_available() else "cpu"), "string")
     assert_incorrect(L.ex1.check(lambda: None), "torch.device")
+
+
+OTHER_APIS = {  # CUDA and MPS found through other documented calls: all right
+    "device_count": lambda: torch.device("cuda" if torch.cuda.device_count() > 0 else
+                                         "mps" if torch.mps.device_count() > 0 else "cpu"),
+    "accelerator": lambda: torch.accelerator.current_accelerator() if torch.accelerator.is_available()
+    else torch.device("cpu"),
+    "cuda:0": lambda: torch.device("cuda:0") if torch.cuda.is_available() else
+    torch.device("mps") if torch.backends.mps.is_available() else torch.device("cpu"),
+}
+
+
+@pytest.mark.parametrize("api", list(OTHER_APIS))
+def test_ex1_other_documented_ways_of_finding_the_gpu_are_accepted(api):
+    assert_correct(L.ex1.check(OTHER_APIS[api]))
+    L.ex1.grade(OTHER_APIS[api], cases=[(True, True), (False, True), (True, False), (False, False)])
 
 
 # ------------------------------------------------------------------ exercise 2
@@ -116,8 +133,35 @@ def test_ex3_train_one_epoch():
     assert_incorrect(L.ex3.check(lambda *a: _train(*a, average="last")), "whole epoch")
     assert_incorrect(L.ex3.check(lambda *a: _train(*a, average="sum")), "divide")
     assert_incorrect(L.ex3.check(lambda m, *a: 0.0), "never called")
-    assert_incorrect(L.ex3.check(lambda m, ld, *a: [m.train()(x) for x, _ in ld] and 1.0), "did not change")
+    assert_incorrect(L.ex3.check(lambda m, ld, *a: [m.train()(x.to(a[-1])) for x, _ in ld] and 1.0),
+                     "did not change")
     assert_incorrect(L.ex3.check(lambda *a: None), "number")
+
+
+def _train_moving(model, loader, loss_fn, optimizer, device, *, images=True, labels=True, assign=True):
+    model.train()
+    total, count = 0.0, 0
+    for x, y in loader:
+        if assign:
+            x, y = (x.to(device) if images else x), (y.to(device) if labels else y)
+        else:
+            x.to(device), y.to(device)  # the moved copies are thrown away
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total, count = total + loss.item() * len(y), count + len(y)
+    return torch.tensor(total / count)  # a one-element tensor is a number too
+
+
+def test_ex3_tensors_left_on_the_cpu_are_caught_without_a_gpu():
+    assert_correct(L.ex3.check(_train_moving))
+    assert_incorrect(L.ex3.check(lambda *a: _train_moving(*a, labels=False)), "labels", "labels.to(device)")
+    assert_incorrect(L.ex3.check(lambda *a: _train_moving(*a, images=False)), "images", "images.to(device)")
+    assert_incorrect(L.ex3.check(lambda *a: _train_moving(*a, assign=False)), "images.to(device)")
+    with pytest.raises(AssertionError, match="labels"):
+        L.ex3.grade(lambda *a: _train_moving(*a, labels=False),
+                    cases=[(L.tiny_model(seed=5), L.tiny_loader(n=13, batch_size=5, seed=6), 0.1)])
 
 
 def test_ex3_hidden_cases_with_another_model_and_uneven_batches():
@@ -137,7 +181,7 @@ def _evaluate(model, loader, loss_fn, device, *, eval_mode=True, no_grad=True, p
     total, correct, count, accs = 0.0, 0, 0, []
     with torch.set_grad_enabled(not no_grad):
         for x, y in loader:
-            out = model(x.to(device))
+            out, y = model(x.to(device)), y.to(device)
             total += loss_fn(out, y).item() * len(y)
             hits = (out.argmax(1) == y).sum().item()
             correct += hits
@@ -158,6 +202,20 @@ def test_ex4_evaluate():
     assert_incorrect(L.ex4.check(lambda *a: _evaluate(*a, batch_mean=True)), "last batch is smaller")
     assert_incorrect(L.ex4.check(lambda *a: _evaluate(*a, swap=True)), "swapped")
     assert_incorrect(L.ex4.check(lambda *a: _evaluate(*a)[1]), "two numbers")
+    assert_correct(L.ex4.check(lambda *a: [np.float32(v) for v in _evaluate(*a)]))  # a list of numpy numbers
+
+
+def test_ex4_labels_left_on_the_cpu_are_caught():
+    def evaluate(model, loader, loss_fn, device):
+        model.eval()
+        total, correct, count = 0.0, 0, 0
+        with torch.no_grad():
+            for x, y in loader:
+                out = model(x.to(device))
+                total += loss_fn(out, y).item() * len(y)
+                correct, count = correct + (out.argmax(1) == y).sum().item(), count + len(y)
+        return total / count, correct / count
+    assert_incorrect(L.ex4.check(evaluate), "labels", "labels.to(device)")
 
 
 # ------------------------------------------------------------------ exercise 5
@@ -179,3 +237,21 @@ def test_ex5_diagnosis():
     # the hidden cases judge each loop on its own
     L.ex5.grade(RIGHT, cases=[("loop_a",), ("loop_b",), ("loop_c",)])
     assert set(L.BUGS) >= set(RIGHT.values())
+
+
+def test_ex2_scaling_without_a_transform_is_named():
+    class Scaled(Right):
+        def __getitem__(self, i):
+            image, label = super().__getitem__(i)
+            return (image if self.transform else image.float() / 255), label
+    assert_incorrect(L.ex2.check(Scaled), "transform=None", "as it is stored", "scaling to the transform")
+
+
+def test_ex4_integer_division_in_the_accuracy_is_named():
+    def evaluate(model, loader, loss_fn, device):
+        loss, _ = _evaluate(model, loader, loss_fn, device)
+        model.eval()
+        with torch.no_grad():
+            correct = sum((model(x.to(device)).argmax(1) == y.to(device)).sum().item() for x, y in loader)
+        return loss, correct // sum(len(y) for _, y in loader)
+    assert_incorrect(L.ex4.check(evaluate), "integer division", "/")

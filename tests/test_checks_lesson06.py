@@ -2,6 +2,7 @@
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import Subset, random_split
@@ -29,7 +30,18 @@ def test_ex1_split_dataset():
     assert_incorrect(L.ex1.check(lambda d, f, s: random_split(d, [1 - f, f])), "same seed")
     assert_incorrect(L.ex1.check(lambda d, f, s: _split(d, f, 0)), "seed is ignored")
     assert_incorrect(L.ex1.check(lambda d, f, s: _split(d, f, s)[::-1]), "wrong way round")
-    assert_incorrect(L.ex1.check(lambda d, f, s: _split(d, 0.5, s)), "about")
+    assert_incorrect(L.ex1.check(lambda d, f, s: _split(d, 0.5, s)), "should hold")
+    assert_correct(L.ex1.check(lambda d, f, s: list(_split(d, f, s))))  # a list where the prompt shows a pair
+    assert_correct(L.ex1.check(lambda d, f, s: tuple(_split(d, f, s))))
+
+
+def test_ex1_rounding_where_the_prompt_fixes_truncation_is_caught():
+    def rounded(dataset, fraction, seed):
+        n_val = round(len(dataset) * fraction)
+        return random_split(dataset, [len(dataset) - n_val, n_val], generator=torch.Generator().manual_seed(seed))
+    assert_incorrect(L.ex1.check(rounded), "int(len(dataset) * val_fraction)", "rounds down")
+    with pytest.raises(AssertionError, match="rounds down"):
+        L.ex1.grade(rounded, cases=[(11, 0.5, 0)])
     n_val = lambda d, f: int(len(d) * f)  # noqa: E731
     assert_incorrect(L.ex1.check(lambda d, f, s: (Subset(d, range(len(d) - n_val(d, f))),
                                                   Subset(d, range(len(d) - n_val(d, f), len(d))))), "contiguous")
@@ -55,7 +67,15 @@ def test_ex2_best_epoch():
     assert_incorrect(L.ex2.check(lambda h: h["val_accuracy"].index(max(h["val_accuracy"])) + 1), "accuracy")
     assert_incorrect(L.ex2.check(lambda h: h["val_loss"].index(max(h["val_loss"])) + 1), "highest")
     assert_incorrect(L.ex2.check(lambda h: len(h["val_loss"])), "last epoch")
-    assert_incorrect(L.ex2.check(lambda h: torch.tensor(h["val_loss"]).argmin() + 1), "int")
+    assert_incorrect(L.ex2.check(lambda h: "2"), "whole number")
+
+
+@pytest.mark.parametrize("answer", [lambda h: torch.tensor(h["val_loss"]).argmin() + 1,
+                                    lambda h: np.argmin(h["val_loss"]) + 1,
+                                    lambda h: float(h["val_loss"].index(min(h["val_loss"])) + 1)],
+                         ids=["tensor", "numpy", "float"])
+def test_ex2_an_epoch_number_in_any_usual_form_is_accepted(answer):
+    assert_correct(L.ex2.check(answer))
 
 
 def test_ex2_hidden_tie_keeps_the_earlier_epoch():
@@ -182,3 +202,29 @@ def test_ex5_hidden_missing_class_needs_num_classes():
     L.ex5.grade(_confusion, cases=[(preds, labels, 5)])
     with pytest.raises(AssertionError, match="num_classes"):
         L.ex5.grade(lambda p, t, k: _confusion(p, t, int(max(p.max(), t.max())) + 1), cases=[(preds, labels, 5)])
+
+
+class _KeepsACopy:
+    """Right about the best weights; only restore() varies."""
+
+    def __init__(self, patience):
+        self.patience, self.best, self.state, self.bad = patience, float("inf"), None, 0
+
+    def step(self, val_loss, model):
+        if val_loss < self.best:
+            self.best, self.state, self.bad = val_loss, copy.deepcopy(model.state_dict()), 0
+        else:
+            self.bad += 1
+        return self.bad >= self.patience
+
+
+def test_ex3_a_restore_that_rebinds_its_argument_is_named():
+    class Rebinds(_KeepsACopy):
+        def restore(self, model):
+            model = self.state  # noqa: F841 (the mistake: the caller's model is untouched)
+
+    class Loads(_KeepsACopy):
+        def restore(self, model):
+            model.load_state_dict(self.state)
+    assert_incorrect(L.ex3.check(Rebinds), "load_state_dict", "changes nothing outside")
+    assert_correct(L.ex3.check(Loads))

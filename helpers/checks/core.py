@@ -91,19 +91,61 @@ class Hint:
         )
 
 
+@dataclass(frozen=True)
+class Note:
+    """A line that says the lesson goes on without an exercise that is not solved yet."""
+
+    title: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"⏭️ {self.title}: {self.text}"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return (
+            '<div style="border-left:4px solid #762a83;background:#f3eef6;padding:6px 10px;'
+            f'color:#222">⏭️ <b>{html.escape(self.title)}</b>: {html.escape(self.text)}</div>'
+        )
+
+
+def _show(note: Note) -> None:
+    try:
+        from IPython.display import display
+    except ImportError:  # plain Python: print it
+        print(note)
+    else:
+        display(note)
+
+
 # --------------------------------------------------------------------------- messages
 
 
 def describe(value: Any) -> str:
-    """A short, learner-friendly name for the type of ``value`` ("a numpy array", "None")."""
+    """A short, learner-friendly description of ``value``: its type, with the value itself for a number or a
+    short string ("the numpy int64 3", "the string 'cuda'", "a numpy array of shape (2, 3)", "None")."""
     if value is None:
         return "None"
     if isinstance(value, torch.Tensor):
         return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     module = type(value).__module__.split(".")[0]
+    name = type(value).__name__
     if module == "numpy":
-        return "a numpy array" if hasattr(value, "shape") else f"a numpy {type(value).__name__}"
-    return f"a {type(value).__name__}"
+        if getattr(value, "ndim", None) == 0 and not isinstance(value, type):  # a numpy scalar, e.g. np.int64(3)
+            return f"the numpy {name} {value.item()!r}"
+        if hasattr(value, "shape"):
+            return f"a numpy array of shape {tuple(value.shape)}"
+        return f"{_article(name)} numpy {name}"
+    if isinstance(value, torch.Size):
+        return f"the torch.Size {tuple(value)}"
+    if isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 40):
+        return f"the {'string' if isinstance(value, str) else name} {value!r}"
+    return f"{_article(name)} {name}"
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def expect_tensor(got: Any, *, name: str = "your result") -> torch.Tensor:
@@ -283,6 +325,34 @@ class Exercise:
         result = self._run(answer, self._cases() if cases is None else cases)
         if not result:
             raise AssertionError(str(result))
+
+    def solved(self, answer: Any, *, skipping: str = "the part of this cell that needs it") -> bool:
+        """True when ``answer`` passes the instant check. Otherwise it shows a note saying that the lesson
+        skips ``skipping`` for now, so that an unsolved exercise never stops the cells after it.
+
+        Example: ``if checks.ex4.solved(predict): ...``
+        """
+        if self._passes(answer):
+            return True
+        _show(Note(self.title, f"not solved yet, so this skips {skipping}. Solve it, then run this cell again."))
+        return False
+
+    def yours_or(self, answer: Any, stand_in: Any, *, stand_in_is: str) -> Any:
+        """``answer`` when it passes the instant check, else the course's ``stand_in`` (which is not an answer
+        to the exercise: ``stand_in_is`` says what it does instead), with a note saying so. The cells after an
+        unsolved exercise still run.
+        """
+        if self._passes(answer):
+            return answer
+        _show(Note(self.title, f"not solved yet, so the rest of the lesson uses the course's stand-in: "
+                               f"{stand_in_is}. Solve it, then run this cell again to use yours."))
+        return stand_in
+
+    def _passes(self, answer: Any) -> bool:
+        try:
+            return bool(self.check(answer))  # the instant check: build_cnn's also judges the blocks it calls
+        except TypeError:  # not even callable
+            return False
 
     def hint(self, level: int | None = None) -> Hint:
         """Hint ``level`` (1 is the most general); with no level, the next one not yet shown."""

@@ -16,7 +16,8 @@ import re
 import torch
 from torch import nn
 
-from helpers.checks.core import Exercise, Mismatch, call_answer, describe
+from helpers.checks.core import Exercise, Mismatch, NotAttempted, Outcome, Result, call_answer, describe
+from helpers.checks.probes import layers_used, replacing, torch_calls, whole_number
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -24,19 +25,13 @@ def _gen(seed: int) -> torch.Generator:
 
 
 def _expect_int(got, name: str) -> int:
-    if isinstance(got, bool) or got is None or isinstance(got, (tuple, list, torch.Size)):
-        advice = "did you forget `return`?" if got is None else "return one whole number"
-        raise Mismatch(f"{name} should be an int, got {describe(got)}: {advice}.")
-    if isinstance(got, torch.Tensor):
-        raise Mismatch(f"{name} should be a Python int, got {describe(got)}: use int(...) or .item().")
-    if isinstance(got, float):
-        if got.is_integer():
-            raise Mismatch(f"{name} should be an int, got the float {got}: use // (floor division), not /.")
+    """A size or count in any usual form (int, numpy integer, 4.0, a one-element tensor) as an int."""
+    if isinstance(got, float) and not got.is_integer():
         raise Mismatch(f"{name} is {got}, not a whole number: sizes are whole numbers, and PyTorch rounds "
                        "down (use //).")
-    if not isinstance(got, int) and not hasattr(got, "__index__"):
-        raise Mismatch(f"{name} should be an int, got {describe(got)}.")
-    return int(got)
+    if isinstance(got, (tuple, list, torch.Size)):
+        raise Mismatch(f"{name} should be one whole number, got {describe(got)}.")
+    return whole_number(got, name)
 
 
 def reference_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -60,8 +55,12 @@ def n_params(model: nn.Module) -> int:
 
 def _judge_size(fn, case):
     size, k, s, p = case
-    got = _expect_int(call_answer(fn, size, k, s, p, name="conv_output_size"),
-                      f"conv_output_size({size}, {k}, {s}, {p})")
+    got, calls = call_answer(torch_calls, fn, size, k, s, p, name="conv_output_size")
+    built = layers_used(calls)
+    if built:
+        raise Mismatch(f"conv_output_size used {built[0]}: the exercise asks for the arithmetic, not a "
+                       "layer. Compute the size from size, kernel_size, stride and padding.")
+    got = _expect_int(got, f"conv_output_size({size}, {k}, {s}, {p})")
     if got == (size + 2 * p - k) // s + 1:
         return
     where = f"conv_output_size({size}, {k}, {s}, {p}) returned {got}"
@@ -69,7 +68,10 @@ def _judge_size(fn, case):
         ((size - k) // s + 1, "the padding is missing: it adds `padding` pixels on each side."),
         ((size + p - k) // s + 1, "padding adds pixels on both sides: count it twice (2 * padding)."),
         ((size + 2 * p - k) // s, "the +1 is missing: a kernel of size k fits (size - k) + 1 times with stride 1."),
-        (-(-(size + 2 * p - k) // s) + 1, "PyTorch rounds down: use floor division //, not a ceiling."),
+        (-(-(size + 2 * p - k) // s) + 1, "PyTorch rounds down (floor division //), not up and not to the "
+                                          "nearest whole number."),
+        (round((size + 2 * p - k) / s) + 1, "PyTorch rounds down (floor division //), not to the nearest whole "
+                                           "number: round() is not the same."),
         (size + 2 * p - k + 1, "divide by the stride: a stride of s takes every s-th position."),
     ]
     for value, advice in guesses:
@@ -167,6 +169,10 @@ def _layers(block, kind):
     return [m for m in block.modules() if isinstance(m, kind)]
 
 
+_KINDS = {nn.Conv2d: "conv", nn.ReLU: "ReLU", nn.MaxPool2d: "max-pool", nn.BatchNorm2d: "batch norm"}
+_ORDER = ("conv", "ReLU", "max-pool", "batch norm")
+
+
 def _judge_block(fn, case):
     cin, cout, shape = case
     block = call_answer(fn, cin, cout, name="conv_block")
@@ -199,6 +205,11 @@ def _judge_block(fn, case):
         raise Mismatch(f"add one nn.BatchNorm2d(out_channels): it normalises each of the {cout} channels.")
     if next(iter(block.children()), None) is not conv:
         raise Mismatch("the convolution should come first: it is the layer that sees the input channels.")
+    order = [_KINDS[type(m)] for m in block.modules() if type(m) in _KINDS]
+    if order != list(_ORDER):
+        raise Mismatch(f"the layers run in the order {' → '.join(order)}; this exercise fixes "
+                       f"{' → '.join(_ORDER)} (see the prompt: conv → BN → ReLU is common too, but here every "
+                       "network must be the same).")
     extra = n_params(block) - n_params(reference_block(cin, cout))
     if extra:
         raise Mismatch(f"the block has {abs(extra)} parameters {'too many' if extra > 0 else 'too few'}: "
@@ -232,7 +243,12 @@ ex3 = Exercise(
 def _judge_conv_params(fn, case):
     cin, cout, k = case
     want = n_params(nn.Conv2d(cin, cout, k, device="meta"))
-    got = _expect_int(call_answer(fn, cin, cout, k, name="conv_params"), f"conv_params({cin}, {cout}, {k})")
+    got, calls = call_answer(torch_calls, fn, cin, cout, k, name="conv_params")
+    built = layers_used(calls)
+    if built:
+        raise Mismatch(f"conv_params used {built[0]}: the exercise asks for the count by arithmetic, not by "
+                       "building the layer. Count the weights of the filters, then the biases.")
+    got = _expect_int(got, f"conv_params({cin}, {cout}, {k})")
     if got == want:
         return
     where = f"conv_params({cin}, {cout}, {k}) returned {got}"
@@ -297,9 +313,70 @@ def _trains(model) -> bool:
     return losses[-1] < 0.5 * losses[0]
 
 
+class StandInBlock(nn.Module):
+    """What the check puts in place of your conv_block while it judges build_cnn: the same shapes as
+    Exercise 3's block, made differently (a 1×1 convolution, a 2-pixel crop, an average pool, batch norm so
+    that it trains quickly), so that an unfinished or wrong conv_block costs Exercise 3 alone, never build_cnn."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.mix = nn.Conv2d(in_channels, out_channels, kernel_size=1)
+        self.pool = nn.AvgPool2d(2)
+        self.norm = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x):  # (N, in, H, W) -> (N, out, (H - 4) // 2, (W - 4) // 2)
+        return self.norm(self.pool(self.mix(x)[..., 2:-2, 2:-2]))
+
+
+def _calls_conv_block(fn) -> bool:
+    return "conv_block" in getattr(getattr(fn, "__code__", None), "co_names", ())
+
+
+def _own_blocks_first(fn) -> None:
+    """The instant check of build_cnn judges the learner's own conv_block first when build_cnn calls it: a
+    wrong block is Exercise 3's mistake, and the message says so instead of blaming the classifier."""
+    block = getattr(fn, "__globals__", {}).get("conv_block")
+    if not _calls_conv_block(fn) or not callable(block):
+        return
+    try:
+        for case in _cases_block():
+            _judge_block(block, case)
+    except NotAttempted:
+        raise Mismatch("build_cnn calls conv_block, which is not written yet: do Exercise 3 first (the graded "
+                       "test judges build_cnn without it).") from None
+    except Mismatch as err:
+        why = str(err).rstrip(".")
+        raise Mismatch(f"build_cnn calls your conv_block, which is not right yet ({why}). Fix Exercise 3 first; "
+                       "the graded test judges build_cnn with a stand-in block, so this costs Exercise 3 "
+                       "only.") from None
+
+
+def _classifier_params(c2: int, hidden: int) -> int:
+    return (c2 * 4 * 4 + 1) * hidden + (hidden + 1) * 10
+
+
+def _build(fn, c1, c2, hidden):
+    """build_cnn(c1, c2, hidden) with stand-in blocks when it calls conv_block; returns (model, expected
+    number of parameters)."""
+    if not _calls_conv_block(fn):
+        model = call_answer(fn, c1, c2, hidden, name="build_cnn")
+        return model, n_params(reference_cnn(c1, c2, hidden))
+    with replacing(fn, conv_block=StandInBlock):
+        model = call_answer(fn, c1, c2, hidden, name="build_cnn")
+    if not isinstance(model, nn.Module):
+        return model, 0
+    blocks = [(b.in_channels, b.out_channels) for b in model.modules() if isinstance(b, StandInBlock)]
+    if blocks != [(1, c1), (c1, c2)]:
+        raise Mismatch(f"build_cnn({c1}, {c2}, {hidden}) makes the blocks {blocks}: it should call conv_block(1, c1) "
+                       "and then conv_block(c1, c2), once each, in that order.")
+    stand_ins = sum(n_params(b) for b in model.modules() if isinstance(b, StandInBlock))
+    return model, stand_ins + _classifier_params(c2, hidden)
+
+
 def _judge_cnn(fn, case):
     c1, c2, hidden, train = case
-    model = call_answer(fn, c1, c2, hidden, name="build_cnn")
+    model, want = _build(fn, c1, c2, hidden)
     if not isinstance(model, nn.Module):
         raise Mismatch(f"build_cnn should return an nn.Module (an nn.Sequential), got {describe(model)}.")
     x = torch.rand(4, 1, 28, 28, generator=_gen(51))
@@ -310,16 +387,23 @@ def _judge_cnn(fn, case):
     if torch.allclose(out.detach().sum(dim=1), torch.ones(4), atol=1e-4) and (out >= 0).all():
         raise Mismatch("the outputs are probabilities: return logits (no Softmax at the end); "
                        "nn.CrossEntropyLoss applies log-softmax itself.")
-    got, want = n_params(model), n_params(reference_cnn(c1, c2, hidden))
+    got = n_params(model)
     if got != want:
         raise Mismatch(f"build_cnn({c1}, {c2}, {hidden}) has {got:,} parameters, {'more' if got > want else 'fewer'} "
                        "than the network described: two conv blocks, Flatten, Linear(c2·4·4, hidden), ReLU, "
                        "Linear(hidden, 10).")
-    if len(_layers(model, nn.ReLU)) < 3 or len(_layers(model, nn.Linear)) != 2:
+    if len(_layers(model, nn.Linear)) != 2 or not any(isinstance(m, nn.ReLU) for m in _classifier(model)):
         raise Mismatch("the classifier is Linear(c2·4·4, hidden), ReLU, Linear(hidden, 10).")
     if train and not call_answer(_trains, model, name="training build_cnn(...)"):
         raise Mismatch("the network does not learn: 30 Adam steps on a small batch should more than halve the "
                        "loss. Is the ReLU between the two Linear layers?")
+
+
+def _classifier(model: nn.Module) -> list[nn.Module]:
+    """The layers after the first nn.Linear (where the ReLU between the two Linear layers must be)."""
+    layers = [m for m in model.modules() if not list(m.children())]
+    first = next((i for i, m in enumerate(layers) if isinstance(m, nn.Linear)), len(layers))
+    return layers[first:]
 
 
 def _cnn_error(message: str, c2: int) -> str | None:
@@ -338,7 +422,18 @@ def _cases_cnn():
     return [(32, 64, 128, False), (8, 16, 64, True)]
 
 
-ex5 = Exercise(
+class _CnnExercise(Exercise):
+    """build_cnn's instant check looks at the learner's conv_block first; its graded test does not."""
+
+    def check(self, answer):
+        try:
+            _own_blocks_first(answer)
+        except Mismatch as err:
+            return Result(self.title, Outcome.INCORRECT, str(err))
+        return super().check(answer)
+
+
+ex5 = _CnnExercise(
     5, "build_cnn", points=3, judge=_judge_cnn, cases=_cases_cnn,
     hints=[
         "Two of your conv blocks (1 → c1, then c1 → c2), nn.Flatten(), then a small classifier. After two "
@@ -349,3 +444,28 @@ ex5 = Exercise(
 )
 
 EXERCISES = (ex1, ex2, ex3, ex4, ex5)
+
+
+# --------------------------------------------------------------- stand-ins for unsolved exercises
+# The lesson's cells after an exercise use these while it is unsolved (checks.exN.yours_or), so that a learner
+# who skips it can go on. None of them is an answer: each breaks its exercise's rule or differs from it.
+
+
+def size_from_a_layer(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
+    """Exercise 1's stand-in: runs a real convolution and measures its output (the exercise asks for the
+    arithmetic instead)."""
+    with torch.no_grad():
+        return nn.Conv2d(1, 1, kernel_size, stride, padding)(torch.zeros(1, 1, size, size)).shape[-1]
+
+
+def params_from_a_layer(in_channels: int, out_channels: int, kernel_size: int) -> int:
+    """Exercise 4's stand-in: builds the layer and counts (the exercise asks for the arithmetic instead)."""
+    return n_params(nn.Conv2d(in_channels, out_channels, kernel_size, device="meta"))
+
+
+def stand_in_cnn(c1: int = 32, c2: int = 64, hidden: int = 128) -> nn.Sequential:
+    """Exercise 5's stand-in: two blocks of padded 3×3 convolutions (28 → 14 → 7, no batch norm), not the
+    network the exercise describes."""
+    return nn.Sequential(nn.Sequential(nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+                         nn.Sequential(nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+                         nn.Flatten(), nn.Linear(c2 * 7 * 7, hidden), nn.ReLU(), nn.Linear(hidden, 10))

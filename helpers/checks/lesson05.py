@@ -11,15 +11,18 @@ Introduced in lesson 05.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import numbers
 from unittest import mock
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
 
 from helpers.checks.core import Exercise, Mismatch, NotAttempted, call_answer, describe, values_close
+from helpers.checks.probes import is_on_host, on_host
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -33,17 +36,50 @@ class Probe(nn.Module):
         super().__init__()
         self.modes: list[bool] = []
         self.grad_enabled: list[bool] = []
+        self.unmoved: list[bool] = []  # inputs that never went through .to(device) (see probes.OnHost)
 
     def forward(self, x):
         self.modes.append(self.training)
         self.grad_enabled.append(torch.is_grad_enabled())
+        self.unmoved.append(is_on_host(x))
         return x
+
+    def clear(self) -> None:
+        for record in (self.modes, self.grad_enabled, self.unmoved):
+            record.clear()
+
+
+class LossProbe(nn.CrossEntropyLoss):
+    """Cross-entropy that records whether the labels it was given were moved to the device."""
+
+    def __init__(self):
+        super().__init__()
+        self.unmoved: list[bool] = []
+
+    def forward(self, outputs, labels):
+        self.unmoved.append(is_on_host(labels))
+        return super().forward(outputs, labels)
+
+
+def _moved_to_device(probe: Probe, loss_fn: LossProbe, what: str) -> None:
+    """A CPU-only grader cannot see a tensor left on the CPU, but it sees one that kept the loader's mark."""
+    if any(probe.unmoved):
+        raise Mismatch(f"the images reached the model without being moved to `device`: images = images.to(device) "
+                       f"in {what}. On a GPU the model would fail with \"Expected all tensors to be on the same "
+                       "device\".")
+    if any(loss_fn.unmoved):
+        raise Mismatch(f"the labels stayed where the loader made them (the CPU) while the model is on `device`: "
+                       f"move them too in {what}, labels = labels.to(device). On a GPU the loss would fail with "
+                       "\"Expected all tensors to be on the same device\".")
 
 
 def _number(got, name: str) -> float:
+    """One number in any usual form: a Python or numpy number, or a one-element tensor."""
     if isinstance(got, torch.Tensor) and got.numel() == 1:
         return float(got.detach())
-    if isinstance(got, (int, float)) and not isinstance(got, bool):
+    if isinstance(got, numbers.Real) and not isinstance(got, bool):
+        return float(got)
+    if type(got).__module__ == "numpy" and getattr(got, "size", 0) == 1:
         return float(got)
     advice = "did you forget `return`?" if got is None else "return one number (a float)"
     raise Mismatch(f"{name} should be a number, got {describe(got)}: {advice}.")
@@ -52,17 +88,33 @@ def _number(got, name: str) -> float:
 # --------------------------------------------------------------- 1: the device
 
 
+def _machine(cuda: bool, mps: bool):
+    """Every documented way of asking for CUDA or MPS answers as on a machine with those GPUs."""
+    accelerator = torch.device("cuda") if cuda else torch.device("mps") if mps else None
+    patches = [(torch.cuda, "is_available", lambda: cuda), (torch.cuda, "device_count", lambda: int(cuda)),
+               (torch.backends.mps, "is_available", lambda: mps), (torch.mps, "device_count", lambda: int(mps))]
+    if hasattr(torch, "accelerator"):  # torch >= 2.6
+        patches += [(torch.accelerator, "is_available", lambda: accelerator is not None),
+                    (torch.accelerator, "current_accelerator", lambda *a, **k: accelerator),
+                    (torch.accelerator, "device_count", lambda: int(accelerator is not None))]
+    stack = contextlib.ExitStack()
+    for owner, name, value in patches:
+        if hasattr(owner, name):
+            stack.enter_context(mock.patch.object(owner, name, value))
+    return stack
+
+
 def _judge_device(fn, case):
     cuda, mps = case
-    with mock.patch.object(torch.cuda, "is_available", lambda: cuda), \
-            mock.patch.object(torch.backends.mps, "is_available", lambda: mps):
+    with _machine(cuda, mps):
         got = call_answer(fn, name="pick_device")
-    if not isinstance(got, (str, torch.device)):
-        raise Mismatch(f"pick_device should return a torch.device (or its name), got {describe(got)}.")
-    try:
-        kind = torch.device(got).type
-    except RuntimeError:
-        raise Mismatch(f"{got!r} is not a device PyTorch knows: NVIDIA GPUs are 'cuda', Apple GPUs 'mps'.") from None
+    if isinstance(got, str):
+        raise Mismatch(f"pick_device returned the string {got!r}: return a torch.device object, "
+                       f"torch.device({got!r}), as the exercise asks (model.to() takes both, but a device object "
+                       "tells you its .type and index).")
+    if not isinstance(got, torch.device):
+        raise Mismatch(f"pick_device should return a torch.device, got {describe(got)}.")
+    kind = got.type
     want = "cuda" if cuda else "mps" if mps else "cpu"
     if kind == want:
         return
@@ -145,6 +197,12 @@ def _judge_dataset(cls, case):
                 raise Mismatch("the image is returned unchanged: apply self.transform to it when it is not None.")
             raise Mismatch(f"dataset[{i}][0] should be the image, got {describe(image)}.")
         if not torch.equal(image, want):
+            if not transform and image.dtype != want.dtype or not transform and _same_example(image, want):
+                raise Mismatch(f"with transform=None, dataset[{i}] should give the image as it is stored "
+                               f"({want.dtype}, 0 to 255); yours changed it to {image.dtype}. Leave any scaling "
+                               "to the transform.")
+            if transform and torch.equal(image, transform(transform(images[i]))):
+                raise Mismatch("the transform was applied twice: apply it once, in __getitem__.")
             raise Mismatch(f"dataset[{i}] is not example {i}: index self.images and self.labels with the index "
                            "you are given.")
         if not _label_ok(label, labels[i]):
@@ -154,6 +212,15 @@ def _judge_dataset(cls, case):
     images_b, labels_b = next(iter(DataLoader(ds, batch_size=4)))
     if tuple(labels_b.shape) != (4,):
         raise Mismatch(f"a DataLoader batch of 4 labels has shape {tuple(labels_b.shape)}, not (4,).")
+
+
+def _same_example(image, want) -> bool:
+    """True when ``image`` is ``want`` rescaled (by 1/255, say): the right example, changed."""
+    a, b = image.double().flatten(), want.double().flatten()
+    if a.shape != b.shape or not b.abs().sum():
+        return False
+    ratio = a.abs().sum() / b.abs().sum()
+    return bool(torch.allclose(a, b * ratio, atol=1e-6 * max(1.0, float(a.abs().max()))))
 
 
 def _dataset_error(message: str) -> str | None:
@@ -188,11 +255,17 @@ def tiny_model(seed: int = 30, dropout: float = 0.0) -> nn.Sequential:
         return nn.Sequential(*layers, nn.Linear(8, 3))
 
 
+def _marked(batch):
+    """The DataLoader's usual batch, each tensor marked as not yet moved to the device."""
+    return tuple(on_host(t) for t in default_collate(batch))
+
+
 def tiny_loader(n: int = 10, batch_size: int = 4, seed: int = 31) -> DataLoader:
-    """``n`` random examples in batches of ``batch_size`` (the last one smaller), not shuffled."""
+    """``n`` random examples in batches of ``batch_size`` (the last one smaller), not shuffled; the batches are
+    marked until they are moved with ``.to(device)``."""
     g = _gen(seed)
     return DataLoader(TensorDataset(torch.randn(n, 6, generator=g), torch.randint(0, 3, (n,), generator=g)),
-                      batch_size=batch_size)
+                      batch_size=batch_size, collate_fn=_marked)
 
 
 def _flat(model) -> torch.Tensor:
@@ -238,13 +311,14 @@ def _judge_train(fn, case):
     model, loader, lr = case
     want_w, losses = _reference_epoch(model, loader, lr)
     mine = copy.deepcopy(model).eval()  # as evaluate() leaves it: the loop must switch to train mode
-    probe = mine[0]
-    probe.modes.clear(), probe.grad_enabled.clear()
+    probe, loss_fn = mine[0], LossProbe()
+    probe.clear()
     opt = torch.optim.SGD(mine.parameters(), lr=lr)
-    got = _number(call_answer(fn, mine, loader, nn.CrossEntropyLoss(), opt, torch.device("cpu"),
+    got = _number(call_answer(fn, mine, loader, loss_fn, opt, torch.device("cpu"),
                               name="train_one_epoch", explain=_train_error), "train_one_epoch(...)")
     if not probe.modes:
         raise Mismatch("the model was never called: compute outputs = model(images) for every batch.")
+    _moved_to_device(probe, loss_fn, "the loop")
     if not all(probe.modes):
         raise Mismatch("the model ran in eval mode: call model.train() at the start (evaluate() leaves it in "
                        "eval mode, and dropout and batch norm behave differently there).")
@@ -306,12 +380,13 @@ def _judge_eval(fn, case):
     model, loader = case
     losses, accs = _reference_eval(model, loader)
     mine = copy.deepcopy(model).train()  # as training leaves it: evaluate must switch to eval mode
-    probe = mine[0]
-    probe.modes.clear(), probe.grad_enabled.clear()
-    got = call_answer(fn, mine, loader, nn.CrossEntropyLoss(), torch.device("cpu"), name="evaluate")
+    probe, loss_fn = mine[0], LossProbe()
+    probe.clear()
+    got = call_answer(fn, mine, loader, loss_fn, torch.device("cpu"), name="evaluate")
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         raise Mismatch(f"evaluate should return two numbers (mean loss, accuracy), got {describe(got)}.")
     loss, acc = _number(got[0], "the loss"), _number(got[1], "the accuracy")
+    _moved_to_device(probe, loss_fn, "evaluate")
     if any(probe.modes):
         raise Mismatch("the model ran in train mode: call model.eval() first; in train mode dropout switches "
                        "random units off, so the result changes from run to run.")
@@ -328,6 +403,9 @@ def _judge_eval(fn, case):
         raise Mismatch(f"the mean loss is wrong: {advice}")
     if abs(acc - 100 * want_acc) < 1e-3 and want_acc > 0:
         raise Mismatch("return the accuracy as a fraction between 0 and 1, not a percentage.")
+    if abs(acc - want_acc) > 1e-6 and float(acc).is_integer() and not float(want_acc).is_integer():
+        raise Mismatch(f"the accuracy came out as the whole number {acc:g}: integer division (//) rounds the "
+                       "fraction down to 0; divide with / (correct / count).")
     if abs(acc - want_acc) > 1e-6:
         advice = _loss_advice(acc, accs, "accuracy") or "count correct predictions (argmax of the logits equals " \
                                                         "the label) over all examples."

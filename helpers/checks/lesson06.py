@@ -16,10 +16,11 @@ import math
 
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Subset, TensorDataset
 
 from helpers.checks.core import Exercise, Mismatch, call_answer, describe
 from helpers.checks.lesson05 import Probe
+from helpers.checks.probes import whole_number
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -62,9 +63,14 @@ def _judge_split(fn, case):
     if abs(len(train) - expected_val) <= 1 < abs(len(val) - expected_val):
         raise Mismatch("the parts are the wrong way round: return (train, validation), and the validation part "
                        "is the small one.")
-    if abs(len(val) - expected_val) > 1:
-        raise Mismatch(f"with val_fraction={fraction} the validation part of {n} examples should hold about "
-                       f"{expected_val:g}, not {len(val)}.")
+    want_val = int(n * fraction)
+    if len(val) != want_val:
+        if abs(len(val) - expected_val) < 1:
+            raise Mismatch(f"with val_fraction={fraction} the validation part of {n} examples holds {len(val)}: the "
+                           f"exercise fixes int(len(dataset) * val_fraction) = {want_val}, which rounds down "
+                           "(truncates), not to the nearest whole number and not up.")
+        raise Mismatch(f"with val_fraction={fraction} the validation part of {n} examples should hold "
+                       f"int({n} * {fraction}) = {want_val}, not {len(val)}.")
     if (train, val) != again:
         raise Mismatch("two calls with the same seed gave different splits: pass "
                        "generator=torch.Generator().manual_seed(seed) to random_split.")
@@ -75,7 +81,7 @@ def _judge_split(fn, case):
 
 
 def _cases_split():
-    return [(50, 0.2, 0), (103, 0.1, 7)]
+    return [(50, 0.2, 0), (103, 0.1, 7), (29, 0.2, 5)]  # 29 · 0.2 = 5.8: rounding gives 6, the prompt's int() 5
 
 
 ex1 = Exercise(
@@ -95,9 +101,7 @@ ex1 = Exercise(
 def _judge_best(fn, history):
     val = history["val_loss"]
     want = min(range(len(val)), key=lambda i: (val[i], i)) + 1
-    got = call_answer(fn, copy.deepcopy(history), name="best_epoch")
-    if isinstance(got, torch.Tensor) or isinstance(got, bool) or not isinstance(got, int):
-        raise Mismatch(f"best_epoch should return an int (an epoch number), got {describe(got)}.")
+    got = whole_number(call_answer(fn, copy.deepcopy(history), name="best_epoch"), "best_epoch(history)")
     if got == want:
         return
 
@@ -167,7 +171,17 @@ def _run_stopper(cls, losses, patience):
             break
     last = float(model.weight.detach()[0, 0])
     call_answer(stopper.restore, model, name="EarlyStopping.restore")
-    return stopped, float(model.weight.detach()[0, 0]), last
+    return stopped, float(model.weight.detach()[0, 0]), last, _kept_weights(stopper)
+
+
+def _kept_weights(stopper) -> list[float]:
+    """The first weight of every copy of the model the stopper holds (a state dict or a module)."""
+    kept = []
+    for value in vars(stopper).values():
+        weight = value.get("weight") if isinstance(value, dict) else getattr(value, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.numel() == 2:
+            kept.append(float(weight.detach().flatten()[0]))
+    return kept
 
 
 def _judge_stopping(cls, case):
@@ -175,7 +189,7 @@ def _judge_stopping(cls, case):
     if not isinstance(cls, type):
         raise Mismatch(f"EarlyStopping should be a class, got {describe(cls)}.")
     want_stop, want_best = _expected_stop(losses, patience)
-    stopped, restored, last = _run_stopper(cls, losses, patience)
+    stopped, restored, last, kept = _run_stopper(cls, losses, patience)
     at = f"with patience {patience} and validation losses {losses}"
     if stopped != want_stop:
         if want_stop is None:
@@ -199,6 +213,10 @@ def _judge_stopping(cls, case):
         raise Mismatch(f"{at}, training stopped after epoch {stopped}: that is not after {patience} epochs without "
                        "a new best.")
     if restored != float(want_best):
+        if restored == last and float(want_best) in kept:
+            raise Mismatch("the best weights are kept, but restore() does not put them into the model it is given: "
+                           "call model.load_state_dict(...) on it. Assigning to the name `model` inside restore() "
+                           "changes nothing outside.")
         if restored == last:
             raise Mismatch("restore() gave back the last weights, not the best: model.state_dict() holds references "
                            "to the live tensors, which training keeps changing. Keep a copy: "
@@ -256,7 +274,7 @@ def _judge_predict(fn, case):
         truth_pred = copy.deepcopy(model).eval()(images).argmax(1)
     mine = copy.deepcopy(model).train()
     probe = mine[0]
-    probe.modes.clear(), probe.grad_enabled.clear()
+    probe.clear()
     got = call_answer(fn, mine, ShufflingLoader(images, labels, batch_size, seed=62), name="predict")
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         raise Mismatch(f"predict should return two tensors (predictions, labels), got {describe(got)}.")
@@ -347,3 +365,33 @@ ex5 = Exercise(
 )
 
 EXERCISES = (ex1, ex2, ex3, ex4, ex5)
+
+
+# --------------------------------------------------------------- stand-ins for unsolved exercises
+# The lesson's cells after an exercise use these while it is unsolved (checks.exN.yours_or), so that a learner
+# who skips it can go on. None of them is an answer: each fails its exercise's check.
+
+
+def split_in_order(dataset, val_fraction: float, seed: int = 0):
+    """Exercise 1's stand-in: the first part of the data to train on, the rest to validate, not shuffled (the
+    exercise asks for a random split; ``seed`` is ignored)."""
+    n_val = int(len(dataset) * val_fraction)
+    return Subset(dataset, range(len(dataset) - n_val)), Subset(dataset, range(len(dataset) - n_val, len(dataset)))
+
+
+def last_epoch(history) -> int:
+    """Exercise 2's stand-in: the last epoch, which is not the best once the model overfits."""
+    return len(history["val_loss"])
+
+
+class NeverStops:
+    """Exercise 3's stand-in: never asks to stop and restores nothing."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+
+    def step(self, val_loss, model) -> bool:
+        return False
+
+    def restore(self, model) -> None:
+        pass
