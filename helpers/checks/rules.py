@@ -1,0 +1,119 @@
+"""Enforcing the rules a prompt states ("not F.softmax", "without autograd", "not torch.optim").
+
+Two looks at an answer, used together by the lesson checks:
+
+- a behavioural one, :class:`CallRecorder`: while the answer runs, it notes every torch function
+  the answer calls itself (``F.softmax``, ``torch.softmax``, ``x.softmax``, ``nn.Softmax()(x)``,
+  ``getattr(torch, "softmax")``... all arrive as ``softmax``), through PyTorch's own
+  ``TorchFunctionMode``; so aliases and imports under other names change nothing;
+- a static one, :func:`referenced_names`: the global and attribute names the answer's bytecode
+  refers to (``mse_grads``, ``optim``, ``backward``), for rules about code that is not a torch call.
+
+:func:`with_globals` runs an answer with some of its global names bound to other objects: known-good
+pieces in place of an earlier exercise's answer (each exercise is judged on its own), or a tripwire.
+
+Introduced in lesson 01.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from torch.overrides import TorchFunctionMode
+
+from helpers.checks.core import Mismatch, call_answer
+
+
+class CallRecorder(TorchFunctionMode):
+    """Records the name of every torch function called while it is active (``with CallRecorder() as rec``).
+
+    Only the outermost calls are seen: what ``F.cross_entropy`` calls inside is not the answer's doing.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.names.append(str(getattr(func, "__name__", func)).rsplit(".", 1)[-1])
+        return func(*args, **(kwargs or {}))
+
+    def called(self, banned: Iterable[str]) -> list[str]:
+        """The names of ``banned`` that were called, in the order of first use."""
+        banned = set(banned)
+        return list(dict.fromkeys(n for n in self.names if n in banned))
+
+
+def call_recorded(fn: Callable, *args: Any, name: str,
+                  explain: Callable[[str], str | None] | None = None) -> tuple[Any, CallRecorder]:
+    """:func:`~helpers.checks.core.call_answer`, noting the torch functions the answer calls."""
+    with CallRecorder() as recorder:
+        got = call_answer(fn, *args, name=name, explain=explain)
+    return got, recorder
+
+
+def referenced_names(obj: Any, *, follow: bool = True, _seen: set | None = None) -> set[str]:
+    """Global and attribute names used by a function's (or a class's methods') bytecode.
+
+    Args:
+        follow: also look inside the notebook's own functions that ``obj`` refers to by a global name.
+    """
+    seen = set() if _seen is None else _seen
+    if id(obj) in seen:
+        return set()
+    seen.add(id(obj))
+    names: set[str] = set()
+    if isinstance(obj, type):
+        for value in vars(obj).values():
+            value = getattr(value, "__func__", value)
+            if isinstance(value, types.FunctionType):
+                names |= referenced_names(value, follow=follow, _seen=seen)
+        return names
+    func = getattr(obj, "__func__", obj)
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return names
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        names.update(current.co_names)
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    if follow:
+        scope = getattr(func, "__globals__", {})
+        for name in list(names):
+            target = scope.get(name)
+            if isinstance(target, types.FunctionType) and target.__module__ == func.__module__:
+                names |= referenced_names(target, follow=follow, _seen=seen)
+    return names
+
+
+def with_globals(fn: Callable, replacements: Mapping[str, Any]) -> Callable:
+    """``fn`` with the global names in ``replacements`` bound to other objects (``fn`` itself is untouched).
+
+    Anything but a plain Python function (a class, a builtin, a callable object) comes back unchanged.
+    """
+    if not isinstance(fn, types.FunctionType):
+        return fn
+    scope = dict(fn.__globals__)
+    scope.update(replacements)
+    copy = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    copy.__dict__.update(fn.__dict__)
+    copy.__qualname__, copy.__module__, copy.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
+    return copy
+
+
+def forbid_calls(recorder: CallRecorder, banned: Mapping[str, str]) -> None:
+    """Fail, naming the rule, when the answer called one of ``banned`` (torch function name -> rule)."""
+    for name in recorder.called(banned):
+        raise Mismatch(banned[name])
+
+
+def forbid_names(obj: Any, banned: Mapping[str, str]) -> None:
+    """Fail, naming the rule, when the answer's code refers to one of ``banned`` (name -> rule)."""
+    used = referenced_names(obj)
+    for name, rule in banned.items():
+        if name in used:
+            raise Mismatch(rule)
