@@ -248,8 +248,8 @@ def test_ex1_ex2_rule_from_scratch():
                   lambda x, dim: torch.special.softmax(x, dim), lambda x, dim: F.log_softmax(x, dim).exp()):
         assert_incorrect(L.ex1.check(wrong), "from scratch")
         assert "from scratch" in run_graded(LESSON, "ex1_stable_softmax", L, softmax=wrong)
-    for wrong in (lambda x, dim: lsm(x, dim), lambda x, dim: torch.log_softmax(x, dim), lambda x, dim: x.log_softmax(dim),
-                  lambda x, dim: nn.LogSoftmax(dim)(x)):
+    for wrong in (lambda x, dim: lsm(x, dim), lambda x, dim: torch.log_softmax(x, dim),
+                  lambda x, dim: x.log_softmax(dim), lambda x, dim: nn.LogSoftmax(dim)(x)):
         assert_incorrect(L.ex2.check(wrong), "from scratch", "log_softmax")
         assert "from scratch" in run_graded(LESSON, "ex2_stable_log_softmax", L, log_softmax=wrong)
     right = (softmax, lambda x, dim=-1: (x - x.logsumexp(dim, keepdim=True)).exp(),
