@@ -350,3 +350,10 @@ def test_ex6_rule_write_the_loss_yourself():
     logsigmoid = lambda x, t: -(t * F.logsigmoid(x) + (1 - t) * F.logsigmoid(-x)).mean()  # noqa: E731
     assert_correct(L.ex6.check(logsigmoid))
     assert run_graded(LESSON, "ex6_bce_with_logits", L, bce_with_logits=logsigmoid) is None
+
+
+def test_ex3_ex6_accept_a_loss_in_a_one_element_tensor():
+    assert_correct(L.ex3.check(lambda x, t: cross_entropy(x, t).reshape(1)))
+    assert_correct(L.ex6.check(lambda x, t: bce_with_logits(x, t).reshape(1, 1)))
+    assert_incorrect(L.ex3.check(lambda x, t: cross_entropy(x, t).item()), "torch.Tensor", ".item()")
+    assert_incorrect(L.ex6.check(lambda x, t: bce_with_logits(x, t).item()), "torch.Tensor")

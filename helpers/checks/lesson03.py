@@ -209,6 +209,13 @@ def _ce_advice(got, logits, targets):
     ]) or "the loss is the mean over samples of -log_softmax(logits)[i, targets[i]]."
 
 
+def _one_number(got, expected):
+    """A loss in a one-element tensor of any shape is the same number as a 0-dimensional one."""
+    if isinstance(got, torch.Tensor) and expected.dim() == 0 and got.numel() == 1:
+        return got.reshape(())
+    return got
+
+
 def _judge_ce(fn, case):
     logits, targets = case
     expected = F.cross_entropy(logits, targets)
@@ -216,6 +223,7 @@ def _judge_ce(fn, case):
         _on_its_own(fn, "softmax", "log_softmax"), logits, targets, name="cross_entropy",
         explain=lambda m: ONE_HOT[0].upper() + ONE_HOT[1:] + "." if "must match the size" in m else None)
     forbid_calls(calls, dict.fromkeys(("cross_entropy", "cross_entropy_loss"), NO_CE_CALL))
+    got = _one_number(got, expected)
     expect_tensor_like(got, expected, shape_advice=_ce_shape_advice(len(targets)),
                        value_advice=_ce_advice(got, logits, targets))
 
@@ -457,6 +465,7 @@ def _judge_bce(fn, case):
     expected = F.binary_cross_entropy_with_logits(logits, targets)
     got, calls = call_recorded(_on_its_own(fn, "softmax", "log_softmax"), logits, targets, name="bce_with_logits")
     forbid_calls(calls, dict.fromkeys(("binary_cross_entropy_with_logits", "binary_cross_entropy"), NO_BCE_CALL))
+    got = _one_number(got, expected)
     expect_tensor_like(got, expected, value_advice=_bce_advice(got, logits, targets),
                        shape_advice=lambda *_: "the loss is a single number: average over every element.")
 
