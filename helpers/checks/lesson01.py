@@ -19,14 +19,13 @@ from helpers.checks.core import (
     Exercise,
     Mismatch,
     call_answer,
-    describe,
     expect_dtype,
     expect_shape,
     expect_tensor,
     expect_tensor_like,
     values_close,
 )
-from helpers.checks.rules import call_recorded, forbid_calls, forbid_names, referenced_names
+from helpers.checks.rules import call_recorded, describe, forbid_calls, forbid_names, referenced_names
 
 
 def _gen(seed: int) -> torch.Generator:

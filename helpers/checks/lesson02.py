@@ -33,10 +33,10 @@ from helpers.checks.core import (
     Mismatch,
     NotAttempted,
     call_answer,
-    describe,
     expect_tensor_like,
     values_close,
 )
+from helpers.checks.rules import describe
 
 
 def _gen(seed: int) -> torch.Generator:

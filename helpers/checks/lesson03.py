@@ -34,13 +34,12 @@ from helpers.checks.core import (
     Mismatch,
     NotAttempted,
     call_answer,
-    describe,
     expect_shape,
     expect_tensor,
     expect_tensor_like,
     values_close,
 )
-from helpers.checks.rules import call_recorded, forbid_calls, known_good, with_globals
+from helpers.checks.rules import call_recorded, describe, forbid_calls, known_good, with_globals
 
 
 def _gen(seed: int) -> torch.Generator:
