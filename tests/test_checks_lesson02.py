@@ -442,6 +442,9 @@ class FixedInPlaceBackward(FixedNet):
 
 
 def test_ex1_ex6_in_place_forwards_are_named():
+    inplace_relu = lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(inplace=True),  # noqa: E731
+                                         nn.Linear(128, 10))
+    assert_correct(L.ex1.check((inplace_relu, _mlp(act=lambda h: F.relu(h, inplace=True)))))  # harmless in place
     assert_incorrect(L.ex1.check((make_sequential_mlp, MLPInPlaceInput)), "in place")
     assert "in place" in run_graded(LESSON, "ex1_mlp_two_ways", L, make_sequential_mlp=make_sequential_mlp,
                                     MLP=MLPInPlaceInput)
