@@ -294,3 +294,32 @@ def test_ex4_view_message_names_strides():
     assert_incorrect(result, "strides", "reshape")
     assert "contiguous in memory" not in result.message
     assert "reshape" in run_graded(LESSON, "ex4_flatten_images", L, flatten_images=lambda im: im.view(len(im), -1))
+
+
+def _standardize_loop(x):
+    out = torch.empty_like(x)
+    for j in range(x.shape[1]):
+        out[:, j] = (x[:, j] - x[:, j].mean()) / x[:, j].std()
+    return out
+
+
+def _standardize_while(x):
+    cols, j = [], 0
+    while j < x.shape[1]:
+        cols.append((x[:, j] - x[:, j].mean()) / x[:, j].std())
+        j += 1
+    return torch.stack(cols, dim=1)
+
+
+def test_ex2_rule_no_loops():
+    comprehension = lambda x: torch.stack([(c - c.mean()) / c.std() for c in x.T], dim=1)  # noqa: E731
+    for wrong in (_standardize_loop, _standardize_while, comprehension):
+        assert_incorrect(L.ex2.check(wrong), "without loops")
+        assert "without loops" in run_graded(LESSON, "ex2_standardize_features", L, standardize_features=wrong)
+    helper = notebook_function("def standardize_features(x):\n    return loop(x)\n\n\n"
+                               "def loop(x):\n    return torch.stack([(c - c.mean()) / c.std() for c in x.T], 1)\n")
+    assert_incorrect(L.ex2.check(helper), "without loops")
+    std_mean = notebook_function("def standardize_features(x):\n    s, m = torch.std_mean(x, dim=0)\n"
+                                 "    return (x - m) / s\n")
+    assert_correct(L.ex2.check(std_mean))
+    assert run_graded(LESSON, "ex2_standardize_features", L, standardize_features=std_mean) is None

@@ -111,6 +111,8 @@ def test_ex1_judges_the_sequential_too():
     assert_incorrect(L.ex1.check((seq(nn.Flatten(), nn.Linear(784, 10)), MLP)), "two linear layers")
     assert_incorrect(L.ex1.check((lambda: [nn.Flatten(), nn.Linear(784, 128)], MLP)), "nn.Sequential", "a list")
     assert_incorrect(L.ex1.check((make_sequential_mlp, make_sequential_mlp)), "subclasses nn.Module")
+    assert_incorrect(L.ex1.check((seq(nn.Identity(), nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10)),
+                                  MLP)), "start with nn.Flatten()")
 
 
 def test_ex1_usage_errors_are_type_errors():

@@ -25,7 +25,14 @@ from helpers.checks.core import (
     expect_tensor_like,
     values_close,
 )
-from helpers.checks.rules import call_recorded, describe, forbid_calls, forbid_names, referenced_names
+from helpers.checks.rules import (
+    call_recorded,
+    describe,
+    forbid_calls,
+    forbid_names,
+    has_loop,
+    referenced_names,
+)
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -72,8 +79,14 @@ ex1 = Exercise(
 # --------------------------------------------------------------- 2: broadcasting
 
 
+NO_LOOPS = ("the exercise asks for broadcasting, without loops or comprehensions: compute one mean and one std "
+            "per column with dim=0 and let broadcasting apply them to every row.")
+
+
 def _judge_standardize(fn, x):
     expected = (x - x.mean(dim=0)) / x.std(dim=0)
+    if has_loop(fn):
+        raise Mismatch(NO_LOOPS)
     got = call_answer(fn, x, name="standardize_features", explain=_standardize_error)
     expect_tensor_like(got, expected, value_advice=_standardize_advice(got, x),
                        shape_advice=lambda have, want: "the result must have the same shape as x: "

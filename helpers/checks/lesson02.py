@@ -228,6 +228,9 @@ def _judge_mlp(answer, images):
     _load(second, gen, name="make_sequential_mlp()")
     expected = _mlp_ref(images, first, second)
     _expect_mlp_output(seq, images, expected, first, second, name="make_sequential_mlp()")
+    if not isinstance(seq[0], nn.Flatten):
+        raise Mismatch(f"make_sequential_mlp() should start with nn.Flatten(), as the exercise asks; it starts with "
+                       f"{type(seq[0]).__name__}.")
     model = _build(mlp_cls, name="MLP")
     mine = _mlp_linears(model, "MLP()")
     _load(mine[0], gen, name="MLP()", source=first)  # the Sequential's weights, copied into the class

@@ -18,6 +18,7 @@ Introduced in lesson 01.
 from __future__ import annotations
 
 import contextlib
+import dis
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -111,6 +112,35 @@ def referenced_names(obj: Any, *, follow: bool = True, _seen: set | None = None)
             if isinstance(target, types.FunctionType) and target.__module__ == func.__module__:
                 names |= referenced_names(target, follow=follow, _seen=seen)
     return names
+
+
+_JUMPS = set(dis.hasjrel) | set(dis.hasjabs)
+
+
+def _loops(code: types.CodeType) -> bool:
+    """A for loop or comprehension (FOR_ITER), or any jump back to an earlier instruction (a while loop)."""
+    return any(ins.opname == "FOR_ITER" or (ins.opcode in _JUMPS and isinstance(ins.argval, int)
+                                            and ins.argval < ins.offset)
+               for ins in dis.get_instructions(code))
+
+
+def has_loop(obj: Any, *, _seen: set | None = None) -> bool:
+    """True when a function (or a notebook function it calls by name) has a for/while loop or a comprehension."""
+    seen = set() if _seen is None else _seen
+    func = getattr(obj, "__func__", obj)
+    code = getattr(func, "__code__", None)
+    if code is None or id(func) in seen:
+        return False
+    seen.add(id(func))
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        if _loops(current):
+            return True
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    scope = getattr(func, "__globals__", {})
+    return any(has_loop(scope[name], _seen=seen) for name in code.co_names
+               if isinstance(scope.get(name), types.FunctionType) and scope[name].__module__ == func.__module__)
 
 
 def with_globals(fn: Callable, replacements: Mapping[str, Any]) -> Callable:
