@@ -7,12 +7,14 @@ built in the notebook, ``exN.grade(answer, cases=[case, ...])``, where one case 
 
 - ex1 ``(make_sequential_mlp, MLP)``, ex6 ``FixedNet``: images, a float tensor (N, 1, 28, 28);
 - ex2 ``count_parameters``: an ``nn.Module``, possibly with frozen parameters;
-- ex3 ``n_params`` (an int): the MLP's layer sizes, ``(784, 512, 256, 10)``;
+- ex3 ``n_params`` (a whole number): the MLP's layer sizes, ``(784, 512, 256, 10)``;
 - ex4 ``SkipBlock``: ``(features, x)`` with x a float tensor (N, features);
 - ex5 ``shapes`` (a list of tuples): ``(input_shape, layers)``, the modules run in order
   (an LSTM passes on its output sequence).
 
-Value answers (ex3, ex5) count as not attempted while they are still ``...``.
+Value answers (ex3, ex5) count as not attempted while they are still ``...``. Every model's
+forward runs with autograd on a non-leaf input, so a forward that changes its input in place,
+breaks ``backward()`` or detaches its output is named.
 
 Introduced in lesson 02.
 """

@@ -14,7 +14,10 @@ where one case is:
   which SGD with ``lr`` converges within ``steps`` full-batch steps;
 - ex6 ``bce_with_logits``: ``(logits, targets)``, float tensors of one shape, targets in [0, 1].
 
-The value answer (ex4) counts as not attempted while it is still ``...``.
+The value answer (ex4) counts as not attempted while it is still ``...``. The rules the prompts
+state (no torch softmax in ex1, no F.cross_entropy in ex3, plain SGD in ex5...) are checked while
+the answer runs (:mod:`helpers.checks.rules`), and answers that call an earlier exercise's
+``softmax`` or ``log_softmax`` run with known-good ones in their place.
 
 Introduced in lesson 03.
 """
