@@ -323,3 +323,22 @@ def test_ex2_rule_no_loops():
                                  "    return (x - m) / s\n")
     assert_correct(L.ex2.check(std_mean))
     assert run_graded(LESSON, "ex2_standardize_features", L, standardize_features=std_mean) is None
+
+
+def _standardize_in_place(x):
+    x -= x.mean(dim=0)
+    x /= x.std(dim=0)
+    return x
+
+
+def test_inputs_changed_in_place_are_named():
+    assert_incorrect(L.ex2.check(_standardize_in_place), "changed its input x in place")
+    assert "in place" in run_graded(LESSON, "ex2_standardize_features", L, standardize_features=_standardize_in_place)
+
+    def linear_adding_in_place(x, w, b):
+        out = x @ w.T
+        out += b  # in place on its own result: fine
+        return out
+    assert_correct(L.ex3.check(linear_adding_in_place))
+    assert_incorrect(L.ex3.check(lambda x, w, b: x.mul_(1) @ w.T + b), "changed its input x in place")
+    assert_incorrect(L.ex4.check(lambda im: im.resize_(len(im), im[0].numel())), "changed its input images in place")

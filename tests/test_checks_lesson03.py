@@ -357,3 +357,47 @@ def test_ex3_ex6_accept_a_loss_in_a_one_element_tensor():
     assert_correct(L.ex6.check(lambda x, t: bce_with_logits(x, t).reshape(1, 1)))
     assert_incorrect(L.ex3.check(lambda x, t: cross_entropy(x, t).item()), "torch.Tensor", ".item()")
     assert_incorrect(L.ex6.check(lambda x, t: bce_with_logits(x, t).item()), "torch.Tensor")
+
+
+def _softmax_in_place(logits, dim=-1):
+    logits -= logits.amax(dim, keepdim=True)  # changes the caller's logits
+    e = logits.exp()
+    return e / e.sum(dim, keepdim=True)
+
+
+def _log_softmax_in_place(logits, dim=-1):
+    logits.sub_(logits.amax(dim, keepdim=True))
+    return logits - logits.exp().sum(dim, keepdim=True).log()
+
+
+def _ce_detached(logits, targets):
+    return cross_entropy(logits.detach(), targets)
+
+
+def _ce_no_grad(logits, targets):
+    with torch.no_grad():
+        return cross_entropy(logits, targets)
+
+
+def _bce_breaks_backward(x, t):
+    e = torch.exp(-x.abs())  # exp keeps its output for backward...
+    e.add_(1.0)  # ...which this overwrites
+    return (x.clamp(min=0) - x * t + e.log()).mean()
+
+
+def test_inputs_changed_in_place_and_losses_without_gradients_are_named():
+    assert_incorrect(L.ex1.check(_softmax_in_place), "changed its input logits in place")
+    assert "in place" in run_graded(LESSON, "ex1_stable_softmax", L, softmax=_softmax_in_place)
+    assert_incorrect(L.ex2.check(_log_softmax_in_place), "changed its input logits in place")
+    for wrong in (_ce_detached, _ce_no_grad):
+        assert_incorrect(L.ex3.check(wrong), "no gradient flows back")
+        assert "no gradient" in run_graded(LESSON, "ex3_cross_entropy", L, cross_entropy=wrong)
+    assert_incorrect(L.ex6.check(_bce_breaks_backward), "backward() through bce_with_logits fails")
+    assert "backward()" in run_graded(LESSON, "ex6_bce_with_logits", L, bce_with_logits=_bce_breaks_backward)
+
+    def softmax_new_tensors(logits, dim=-1):  # in place, but only on tensors it made itself
+        e = (logits - logits.amax(dim, keepdim=True)).exp()
+        e = e / e.sum(dim, keepdim=True)
+        e.clamp_(min=0)
+        return e
+    assert_correct(L.ex1.check(softmax_new_tensors))

@@ -27,6 +27,7 @@ from helpers.checks.core import (
 )
 from helpers.checks.rules import (
     call_recorded,
+    call_watched,
     describe,
     forbid_calls,
     forbid_names,
@@ -87,7 +88,7 @@ def _judge_standardize(fn, x):
     expected = (x - x.mean(dim=0)) / x.std(dim=0)
     if has_loop(fn):
         raise Mismatch(NO_LOOPS)
-    got = call_answer(fn, x, name="standardize_features", explain=_standardize_error)
+    got, _ = call_watched(fn, x, name="standardize_features", arg_names=("x",), explain=_standardize_error)
     expect_tensor_like(got, expected, value_advice=_standardize_advice(got, x),
                        shape_advice=lambda have, want: "the result must have the same shape as x: "
                        "a statistic of the wrong dimension was broadcast against it; reduce over dim=0.")
@@ -134,7 +135,8 @@ ex2 = Exercise(
 def _judge_linear(fn, case):
     x, weight, bias = case
     expected = F.linear(x, weight, bias)
-    got, calls = call_recorded(fn, x, weight, bias, name="linear_forward", explain=_linear_error)
+    got, calls = call_watched(fn, x, weight, bias, name="linear_forward", arg_names=("x", "weight", "bias"),
+                              explain=_linear_error)
     forbid_calls(calls, dict.fromkeys(("linear", "bilinear", "addmm_linear"), NO_FUNCTIONAL))
     advice = None
     if isinstance(got, torch.Tensor) and got.shape == expected.shape:
@@ -203,7 +205,7 @@ def _flatten_advice(images):
 
 def _judge_flatten(fn, images):
     expected = torch.stack([img.flatten() for img in images])
-    got = call_answer(fn, images, name="flatten_images", explain=_flatten_error)
+    got, _ = call_watched(fn, images, name="flatten_images", arg_names=("images",), explain=_flatten_error)
     expect_tensor_like(got, expected, shape_advice=_flatten_advice(images),
                        value_advice="each row must hold one image's pixels in their original order.")
 

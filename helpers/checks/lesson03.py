@@ -42,7 +42,7 @@ from helpers.checks.core import (
     expect_tensor_like,
     values_close,
 )
-from helpers.checks.rules import call_recorded, describe, forbid_calls, known_good, with_globals
+from helpers.checks.rules import call_watched, describe, forbid_calls, known_good, with_globals
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -136,7 +136,7 @@ def _judge_softmax(fn, case, *, log=False):
     name = "log_softmax" if log else "softmax"
     expected = (F.log_softmax if log else F.softmax)(logits, dim)
     answer = _on_its_own(fn, "softmax") if log else fn
-    got, calls = call_recorded(answer, logits, dim, name=name, explain=_reduce_error)
+    got, calls = call_watched(answer, logits, dim, name=name, arg_names=("logits",), explain=_reduce_error)
     forbid_calls(calls, dict.fromkeys(_SOFTMAXES + _LOG_SOFTMAXES, NO_LOG_SOFTMAX_CALL if log else NO_SOFTMAX_CALL))
     expect_tensor_like(got, expected, shape_advice=lambda *_: "keep the input's shape: normalise, don't reduce.",
                        value_advice=_softmax_advice(got, logits, dim, log=log))
@@ -221,8 +221,9 @@ def _one_number(got, expected):
 def _judge_ce(fn, case):
     logits, targets = case
     expected = F.cross_entropy(logits, targets)
-    got, calls = call_recorded(
+    got, calls = call_watched(
         _on_its_own(fn, "softmax", "log_softmax"), logits, targets, name="cross_entropy",
+        arg_names=("logits", "targets"), differentiable=(0,),
         explain=lambda m: ONE_HOT[0].upper() + ONE_HOT[1:] + "." if "must match the size" in m else None)
     forbid_calls(calls, dict.fromkeys(("cross_entropy", "cross_entropy_loss"), NO_CE_CALL))
     got = _one_number(got, expected)
@@ -465,7 +466,8 @@ NO_BCE_CALL = ("the exercise asks you to write the loss yourself: don't call F.b
 def _judge_bce(fn, case):
     logits, targets = case
     expected = F.binary_cross_entropy_with_logits(logits, targets)
-    got, calls = call_recorded(_on_its_own(fn, "softmax", "log_softmax"), logits, targets, name="bce_with_logits")
+    got, calls = call_watched(_on_its_own(fn, "softmax", "log_softmax"), logits, targets, name="bce_with_logits",
+                              arg_names=("logits", "targets"), differentiable=(0,))
     forbid_calls(calls, dict.fromkeys(("binary_cross_entropy_with_logits", "binary_cross_entropy"), NO_BCE_CALL))
     got = _one_number(got, expected)
     expect_tensor_like(got, expected, value_advice=_bce_advice(got, logits, targets),

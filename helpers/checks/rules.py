@@ -20,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import dis
 import types
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import torch
 from torch.overrides import TorchFunctionMode
 
 from helpers.checks.core import Mismatch, call_answer
@@ -76,6 +78,47 @@ def call_recorded(fn: Callable, *args: Any, name: str,
     """:func:`~helpers.checks.core.call_answer`, noting the torch functions the answer calls."""
     with CallRecorder() as recorder:
         got = call_answer(fn, *args, name=name, explain=explain)
+    return got, recorder
+
+
+def call_watched(fn: Callable, *args: Any, name: str, arg_names: tuple[str, ...],
+                 explain: Callable[[str], str | None] | None = None,
+                 differentiable: tuple[int, ...] = ()) -> tuple[Any, CallRecorder]:
+    """:func:`call_recorded`, also failing when the answer changes one of its inputs in place.
+
+    Args:
+        arg_names: the parameters' names, for the message ("logits", "x").
+        differentiable: positions of float inputs that arrive requiring grad (as a model's output
+            would); the result must then be differentiable, and ``backward()`` through it must work.
+    """
+    copies = []
+    for i, arg in enumerate(args):
+        if isinstance(arg, torch.Tensor):
+            arg = arg.detach().clone()
+            if i in differentiable and arg.is_floating_point():
+                arg = arg.requires_grad_(True).clone()  # a non-leaf, like a layer's output
+        copies.append(arg)
+    versions = [c._version if isinstance(c, torch.Tensor) else None for c in copies]
+    with CallRecorder() as recorder:
+        got = call_answer(lambda: fn(*copies), name=name, explain=explain)
+    for arg_name, copy, version in zip(arg_names, copies, versions, strict=False):
+        if version is not None and copy._version != version:
+            raise Mismatch(f"{name} changed its input {arg_name} in place (-=, /=, an operation ending in _): the "
+                           f"caller's tensor changes too, and in a network backward() then fails. Compute into a "
+                           f"new tensor and leave {arg_name} as it is.")
+    if differentiable and isinstance(got, torch.Tensor) and got.is_floating_point():
+        if not got.requires_grad:
+            raise Mismatch(f"no gradient flows back through {name}: its result does not depend on its input "
+                           "through autograd. Don't use .detach(), .item(), .numpy(), .data or torch.no_grad().")
+        try:
+            with warnings.catch_warnings():  # nbgrader fails a test cell that wrote to stderr
+                warnings.simplefilter("ignore")
+                got.sum().backward()
+        except Exception as err:  # noqa: BLE001 - whatever breaks backward, say so
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            raise Mismatch(f"backward() through {name} fails ({first}): an in-place operation (+=, /=, ..._()) "
+                           "overwrote a tensor that autograd needs; compute into new tensors.") from None
+        got = got.detach()
     return got, recorder
 
 
