@@ -453,3 +453,15 @@ def test_ex1_ex6_in_place_forwards_are_named():
     assert_incorrect(L.ex6.check(FixedInPlaceBackward), "backward() through", "in-place")
     assert run_graded(LESSON, "ex1_mlp_two_ways", L, make_sequential_mlp=make_sequential_mlp, MLP=MLP) is None
     assert run_graded(LESSON, "ex6_fixed_net", L, FixedNet=FixedNet) is None
+
+
+def test_ex2_a_shared_layer_counts_once():
+    def per_layer(model):  # counts a layer used twice twice
+        layers = list(model) if isinstance(model, nn.Sequential) else [model]  # iterating keeps repeats
+        return sum(p.numel() for layer in layers for p in layer.parameters() if p.requires_grad)
+    failure = run_graded(LESSON, "ex2_count_parameters", L, count_parameters=per_layer)
+    assert failure and "used twice" in failure
+    tied = nn.Linear(4, 4)
+    with pytest.raises(AssertionError, match="count each parameter once"):
+        L.ex2.grade(per_layer, cases=[nn.Sequential(tied, nn.ReLU(), tied)])
+    L.ex2.grade(count_parameters, cases=[nn.Sequential(tied, nn.ReLU(), tied)])

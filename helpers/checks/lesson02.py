@@ -288,6 +288,9 @@ def _judge_count(fn, model):
         "you left out the biases.": sum(p.numel() for n, p in trainable if not n.endswith("bias")),
         "p.shape[0] is only the first dimension: p.numel() counts every element.":
             sum(p.shape[0] for _, p in trainable if p.dim()),
+        "a layer used twice in the model holds one set of parameters: count each parameter once "
+        "(model.parameters() lists a shared one once).":
+            sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False) if p.requires_grad),
     }
     advice = next((m for m, v in mistakes.items() if v == got and v != expected),
                   "add up p.numel() over model.parameters(), keeping those with p.requires_grad.")
