@@ -465,3 +465,17 @@ def test_ex2_a_shared_layer_counts_once():
     with pytest.raises(AssertionError, match="count each parameter once"):
         L.ex2.grade(per_layer, cases=[nn.Sequential(tied, nn.ReLU(), tied)])
     L.ex2.grade(count_parameters, cases=[nn.Sequential(tied, nn.ReLU(), tied)])
+
+
+def test_layers_the_prompt_does_not_list_are_named_even_though_eval_mode_hides_them():
+    with_dropout = lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Dropout(0.5),  # noqa: E731
+                                         nn.Linear(128, 10))
+    assert_incorrect(L.ex1.check((with_dropout, MLP)), "Dropout layer", "does not have")
+    class FixedWithBatchNorm(FixedNet):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(28)
+
+        def forward(self, x):
+            return self.fc2(torch.relu(self.bn(self.fc1(x.flatten(1)))))
+    assert_incorrect(L.ex6.check(FixedWithBatchNorm), "BatchNorm1d")

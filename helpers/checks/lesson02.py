@@ -29,6 +29,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from helpers.checks.core import (
     Exercise,
@@ -126,6 +127,10 @@ def _forward(model: nn.Module, x: torch.Tensor, *, name: str):
     x arrives as the output of an earlier operation (not a leaf), as it would inside a network; a
     forward that modifies it in place, or whose output autograd cannot differentiate, is named.
     """
+    extra = next((m for m in model.modules() if isinstance(m, (nn.modules.dropout._DropoutNd, _BatchNorm))), None)
+    if extra is not None:  # eval mode would hide them, but they change what training computes
+        raise Mismatch(f"{name} has a {type(extra).__name__} layer that the exercise's network does not have: "
+                       "build exactly the layers the prompt lists.")
     model.eval()
     source = x.detach().clone().requires_grad_(True)
     h = source.clone()  # a non-leaf with x's values and strides
