@@ -401,3 +401,9 @@ def test_inputs_changed_in_place_and_losses_without_gradients_are_named():
         e.clamp_(min=0)
         return e
     assert_correct(L.ex1.check(softmax_new_tensors))
+
+
+def test_ex2_messages_are_about_log_softmax():
+    result = L.ex2.check(lambda x, dim: log_softmax(x, dim) * 2)
+    assert_incorrect(result, "x - log(sum(exp(x)))")
+    assert "exp(x) / sum" not in result.message

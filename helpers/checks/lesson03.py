@@ -128,7 +128,9 @@ def _softmax_advice(got, logits, dim, *, log):
         ("that is softmax; log_softmax is its logarithm, computed stably.", F.softmax(logits, dim)) if log
         else ("that is log_softmax; softmax is exp(x - m) / sum(exp(x - m)).", F.log_softmax(logits, dim)),
     ]
-    return _first_close(got, candidates) or "each slice along dim should be exp(x) / sum(exp(x)) over that slice."
+    return _first_close(got, candidates) or (
+        "each slice along dim should be x - log(sum(exp(x))) over that slice." if log
+        else "each slice along dim should be exp(x) / sum(exp(x)) over that slice.")
 
 
 def _judge_softmax(fn, case, *, log=False):
