@@ -6,11 +6,14 @@ Two looks at an answer, used together by the lesson checks:
   the answer calls itself (``F.softmax``, ``torch.softmax``, ``x.softmax``, ``nn.Softmax()(x)``,
   ``getattr(torch, "softmax")``... all arrive as ``softmax``), through PyTorch's own
   ``TorchFunctionMode``; so aliases and imports under other names change nothing;
-- a static one, :func:`referenced_names`: the global and attribute names the answer's bytecode
-  refers to (``mse_grads``, ``optim``, ``backward``), for rules about code that is not a torch call.
+- a static one, :func:`referenced_names` and :func:`has_loop`: the global and attribute names the
+  answer's bytecode refers to (``mse_grads``, ``optim``, ``backward``) and whether it loops, for rules
+  about code that is not a torch call.
 
-:func:`with_globals` runs an answer with some of its global names bound to other objects: known-good
-pieces in place of an earlier exercise's answer (each exercise is judged on its own), or a tripwire.
+:func:`call_watched` also notices an answer that changes its inputs in place, and one whose result
+autograd cannot differentiate. :func:`with_globals` runs an answer with some of its global names bound
+to known-good pieces (:func:`known_good`) in place of an earlier exercise's answer, so that each
+exercise is judged on its own.
 
 Introduced in lesson 01.
 """
