@@ -342,3 +342,8 @@ def test_inputs_changed_in_place_are_named():
     assert_correct(L.ex3.check(linear_adding_in_place))
     assert_incorrect(L.ex3.check(lambda x, w, b: x.mul_(1) @ w.T + b), "changed its input x in place")
     assert_incorrect(L.ex4.check(lambda im: im.resize_(len(im), im[0].numel())), "changed its input images in place")
+
+
+def test_ex3_an_answer_for_one_unbatched_sample_is_caught():
+    one_sample = lambda x, w, b: torch.mv(w, x[0]) + b  # noqa: E731
+    assert_incorrect(L.ex3.check(one_sample), "shape (4, 2), got (2,)")

@@ -479,3 +479,11 @@ def test_layers_the_prompt_does_not_list_are_named_even_though_eval_mode_hides_t
         def forward(self, x):
             return self.fc2(torch.relu(self.bn(self.fc1(x.flatten(1)))))
     assert_incorrect(L.ex6.check(FixedWithBatchNorm), "BatchNorm1d")
+
+
+def test_answers_that_only_work_on_one_unbatched_image_are_caught():
+    whole = _mlp(flatten=lambda x: x.flatten())  # (N*784,): fine for one image, wrong for a batch
+    assert_incorrect(L.ex1.check((make_sequential_mlp, whole)), "4704")
+    squeezed = _mlp(flatten=lambda x: x.squeeze().flatten(1))  # fine for a batch, wrong for one image
+    assert L.ex1.check((make_sequential_mlp, squeezed))
+    assert run_graded(LESSON, "ex1_mlp_two_ways", L, make_sequential_mlp=make_sequential_mlp, MLP=squeezed)
