@@ -1,5 +1,6 @@
 """Lesson 02's checks: right models pass, stubs are not attempted, and each typical mistake is named."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,6 +8,9 @@ from torch import nn
 
 from helpers.checks import lesson02 as L
 from tests.conftest import assert_correct, assert_incorrect, assert_not_attempted
+from tests.hidden_tools import run_graded
+
+LESSON = "02_nn_module"
 
 
 def stub(*args):
@@ -107,6 +111,8 @@ def test_ex1_judges_the_sequential_too():
     assert_incorrect(L.ex1.check((seq(nn.Flatten(), nn.Linear(784, 10)), MLP)), "two linear layers")
     assert_incorrect(L.ex1.check((lambda: [nn.Flatten(), nn.Linear(784, 128)], MLP)), "nn.Sequential", "a list")
     assert_incorrect(L.ex1.check((make_sequential_mlp, make_sequential_mlp)), "subclasses nn.Module")
+    assert_incorrect(L.ex1.check((seq(nn.Identity(), nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10)),
+                                  MLP)), "start with nn.Flatten()")
 
 
 def test_ex1_usage_errors_are_type_errors():
@@ -139,8 +145,10 @@ def test_ex2_count_parameters():
     assert_incorrect(L.ex2.check(lambda m: sum(p.numel() for p in m.parameters())), "frozen")
     assert_incorrect(L.ex2.check(lambda m: sum(p.numel() for n, p in m.named_parameters()
                                                if p.requires_grad and "bias" not in n)), "biases")
-    assert_incorrect(L.ex2.check(lambda m: torch.tensor(count_parameters(m))), "Python int")
-    assert_incorrect(L.ex2.check(lambda m: None), "Python int", "None")
+    assert_incorrect(L.ex2.check(lambda m: str(count_parameters(m))), "whole number", "str")
+    assert_incorrect(L.ex2.check(lambda m: count_parameters(m) + 0.5), "whole number")
+    assert_incorrect(L.ex2.check(lambda m: np.float64(count_parameters(m) + 0.5)), "a numpy float64 scalar")
+    assert_incorrect(L.ex2.check(lambda m: None), "whole number", "None")
     with pytest.raises(TypeError, match="without the parentheses"):
         L.ex2.check(count_parameters(nn.Linear(2, 2)))
 
@@ -160,7 +168,9 @@ def test_ex3_count_by_hand():
     assert_incorrect(L.ex3.check(784 * 512 + 512 * 256 + 256 * 10), "biases")
     assert_incorrect(L.ex3.check(784 + 512 + 256 + 10), "neurons")
     assert_incorrect(L.ex3.check(right + 784), "input is not a layer")
-    assert_incorrect(L.ex3.check(float(right)), "an int", "float")
+    assert_correct(L.ex3.check(float(right)))
+    assert_correct(L.ex3.check(np.int64(right)))
+    assert_incorrect(L.ex3.check(str(right)), "whole number", "str")
     assert_incorrect(L.ex3.check(right - 10), "in × out + out")
     L.ex3.grade(right, cases=[(784, 512, 256, 10)])
     with pytest.raises(AssertionError, match="biases"):
@@ -217,7 +227,7 @@ def test_ex4_skip_block():
     assert_correct(L.ex4.check(SkipBlock))
     assert_not_attempted(L.ex4.check(StubModule))
     assert_incorrect(L.ex4.check(_skip("no_skip")), "skip connection")
-    assert_incorrect(L.ex4.check(_skip("late_relu")), "before the addition")
+    assert_correct(L.ex4.check(_skip("late_relu")))  # the original ResNet block: relu(F(x) + x)
     assert_incorrect(L.ex4.check(_skip("skip_h")), "input x itself")
     assert_incorrect(L.ex4.check(_skip("module")), "returned a ReLU module", "nn.ReLU(x)")
     assert_incorrect(L.ex4.check(SkipReLUAdd), "nn.ReLU(x)", "builds a new ReLU")
@@ -342,3 +352,138 @@ def test_checking_does_not_move_the_learners_random_numbers():
     state = torch.get_rng_state()
     L.ex1.check((make_sequential_mlp, MLP))
     assert torch.equal(state, torch.get_rng_state()), "checking must not move the learner's random numbers"
+
+
+# ------------------------------------------------------------------ forms, shared layers, in-place forwards
+
+
+def test_ex2_accepts_every_form_of_a_whole_number():
+    assert_correct(L.ex2.check(lambda m: sum(int(np.prod(p.shape)) for p in m.parameters() if p.requires_grad)))
+    assert_correct(L.ex2.check(lambda m: np.sum([p.numel() for p in m.parameters() if p.requires_grad])))
+    assert_correct(L.ex2.check(lambda m: float(count_parameters(m))))
+    assert_correct(L.ex2.check(lambda m: torch.tensor(count_parameters(m))))
+    numpy_count = lambda m: sum(np.prod(p.shape) for p in m.parameters() if p.requires_grad)  # noqa: E731
+    assert_correct(L.ex2.check(numpy_count))
+    assert run_graded(LESSON, "ex2_count_parameters", L, count_parameters=numpy_count) is None
+    assert "frozen" in run_graded(LESSON, "ex2_count_parameters", L,
+                                  count_parameters=lambda m: sum(p.numel() for p in m.parameters()))
+
+
+def test_ex5_accepts_lists_numpy_ints_and_a_tuple_of_shapes():
+    assert_correct(L.ex5.check([list(s) for s in RIGHT_SHAPES]))
+    assert_correct(L.ex5.check(tuple(tuple(np.int64(d) for d in s) for s in RIGHT_SHAPES)))
+
+
+class SkipShared(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.linear1 = self.linear2 = nn.Linear(features, features)
+
+    def forward(self, x):
+        return torch.relu(self.linear2(torch.relu(self.linear1(x)))) + x
+
+
+class SkipSharedWeight(SkipBlock):
+    def __init__(self, features):
+        super().__init__(features)
+        self.linear2.weight = self.linear1.weight
+
+
+class SkipInPlace(SkipBlock):
+    def forward(self, x):
+        x += torch.relu(self.linear2(torch.relu(self.linear1(x))))
+        return x
+
+
+class SkipReLUInPlaceOnInput(SkipBlock):
+    def forward(self, x):
+        out = torch.relu(self.linear2(torch.relu(self.linear1(x))))
+        return out.add_(torch.relu_(x))
+
+
+class SkipDetached(SkipBlock):
+    def forward(self, x):
+        return (torch.relu(self.linear2(torch.relu(self.linear1(x)))) + x).detach()
+
+
+class SkipStandard(SkipBlock):
+    """The ResNet form, with nn.ReLU modules and an F.relu(inplace=True) on a fresh tensor (harmless)."""
+
+    def __init__(self, features):
+        super().__init__(features)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        out = self.linear2(self.act(self.linear1(x)))
+        return F.relu(out + x, inplace=True)
+
+
+def test_ex4_shared_layers_in_place_and_detached_forwards_are_named():
+    assert_correct(L.ex4.check(SkipStandard))
+    assert run_graded(LESSON, "ex4_skip_block", L, SkipBlock=SkipStandard) is None
+    assert run_graded(LESSON, "ex4_skip_block", L, SkipBlock=_skip("late_relu")) is None
+    for wrong in (SkipShared, SkipSharedWeight):
+        assert_incorrect(L.ex4.check(wrong), "one and the same layer")
+        assert "one and the same" in run_graded(LESSON, "ex4_skip_block", L, SkipBlock=wrong)
+    for wrong in (SkipInPlace, SkipReLUInPlaceOnInput):
+        assert_incorrect(L.ex4.check(wrong), "in place", "backward")
+        assert "in place" in run_graded(LESSON, "ex4_skip_block", L, SkipBlock=wrong)
+    assert_incorrect(L.ex4.check(SkipDetached), "no gradient flows back", ".detach()")
+
+
+class MLPInPlaceInput(MLP):
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x.flatten(1).mul_(1.0))))
+
+
+class FixedInPlaceBackward(FixedNet):
+    def forward(self, x):
+        h = torch.sigmoid(self.fc1(x.flatten(start_dim=1)))
+        h.mul_(1.0)  # sigmoid's backward needs its output: modified in place, backward fails
+        return self.fc2(torch.relu(h))
+
+
+def test_ex1_ex6_in_place_forwards_are_named():
+    inplace_relu = lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(inplace=True),  # noqa: E731
+                                         nn.Linear(128, 10))
+    assert_correct(L.ex1.check((inplace_relu, _mlp(act=lambda h: F.relu(h, inplace=True)))))  # harmless in place
+    assert_incorrect(L.ex1.check((make_sequential_mlp, MLPInPlaceInput)), "in place")
+    assert "in place" in run_graded(LESSON, "ex1_mlp_two_ways", L, make_sequential_mlp=make_sequential_mlp,
+                                    MLP=MLPInPlaceInput)
+    assert_incorrect(L.ex6.check(FixedInPlaceBackward), "backward() through", "in-place")
+    assert run_graded(LESSON, "ex1_mlp_two_ways", L, make_sequential_mlp=make_sequential_mlp, MLP=MLP) is None
+    assert run_graded(LESSON, "ex6_fixed_net", L, FixedNet=FixedNet) is None
+
+
+def test_ex2_a_shared_layer_counts_once():
+    def per_layer(model):  # counts a layer used twice twice
+        layers = list(model) if isinstance(model, nn.Sequential) else [model]  # iterating keeps repeats
+        return sum(p.numel() for layer in layers for p in layer.parameters() if p.requires_grad)
+    failure = run_graded(LESSON, "ex2_count_parameters", L, count_parameters=per_layer)
+    assert failure and "used twice" in failure
+    tied = nn.Linear(4, 4)
+    with pytest.raises(AssertionError, match="count each parameter once"):
+        L.ex2.grade(per_layer, cases=[nn.Sequential(tied, nn.ReLU(), tied)])
+    L.ex2.grade(count_parameters, cases=[nn.Sequential(tied, nn.ReLU(), tied)])
+
+
+def test_layers_the_prompt_does_not_list_are_named_even_though_eval_mode_hides_them():
+    with_dropout = lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Dropout(0.5),  # noqa: E731
+                                         nn.Linear(128, 10))
+    assert_incorrect(L.ex1.check((with_dropout, MLP)), "Dropout layer", "does not have")
+    class FixedWithBatchNorm(FixedNet):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(28)
+
+        def forward(self, x):
+            return self.fc2(torch.relu(self.bn(self.fc1(x.flatten(1)))))
+    assert_incorrect(L.ex6.check(FixedWithBatchNorm), "BatchNorm1d")
+
+
+def test_answers_that_only_work_on_one_unbatched_image_are_caught():
+    whole = _mlp(flatten=lambda x: x.flatten())  # (N*784,): fine for one image, wrong for a batch
+    assert_incorrect(L.ex1.check((make_sequential_mlp, whole)), "4704")
+    squeezed = _mlp(flatten=lambda x: x.squeeze().flatten(1))  # fine for a batch, wrong for one image
+    assert L.ex1.check((make_sequential_mlp, squeezed))
+    assert run_graded(LESSON, "ex1_mlp_two_ways", L, make_sequential_mlp=make_sequential_mlp, MLP=squeezed)

@@ -7,6 +7,9 @@ from torch import nn
 
 from helpers.checks import lesson03 as L
 from tests.conftest import assert_correct, assert_incorrect, assert_not_attempted
+from tests.hidden_tools import run_graded
+
+LESSON = "03_losses"
 
 
 def stub(*args):
@@ -32,7 +35,7 @@ def log_softmax(logits, dim=-1):
 
 def test_ex1_softmax():
     assert_correct(L.ex1.check(softmax))
-    assert_correct(L.ex1.check(lambda x, dim: F.softmax(x, dim)))
+    assert_incorrect(L.ex1.check(lambda x, dim: F.softmax(x, dim)), "from scratch", "F.softmax")
     assert_not_attempted(L.ex1.check(stub))
     assert_incorrect(L.ex1.check(lambda x, dim: x.exp() / x.exp().sum(dim, keepdim=True)), "nan or inf", "maximum")
     assert_incorrect(L.ex1.check(lambda x, dim: (x - x.max()).exp() / (x - x.max()).exp().sum(dim, keepdim=True)),
@@ -84,8 +87,8 @@ def test_ex3_cross_entropy():
     assert_correct(L.ex3.check(cross_entropy))
     assert_correct(L.ex3.check(lambda x, t: F.nll_loss(log_softmax(x, 1), t)))
     assert_not_attempted(L.ex3.check(stub))
-    assert_incorrect(L.ex3.check(lambda x, t: F.cross_entropy(softmax(x, 1), t)), "softmax applied before")
-    assert_incorrect(L.ex3.check(lambda x, t: nn.CrossEntropyLoss()(x.softmax(1), t)), "softmax applied before")
+    assert_incorrect(L.ex3.check(lambda x, t: -(x.softmax(1) - x.logsumexp(1, keepdim=True))[rows(t), t].mean()),
+                     "right shape")
     assert_incorrect(L.ex3.check(lambda x, t: -log_softmax(x, 1)[rows(t), t].sum()), "summed", "mean")
     assert_incorrect(L.ex3.check(lambda x, t: -softmax(x, 1)[rows(t), t].mean()), "probabilities")
     assert_incorrect(L.ex3.check(lambda x, t: -(t * log_softmax(x, 1)).sum(1).mean()), "one-hot", "class indices")
@@ -123,7 +126,10 @@ def test_ex4_loss_choices():
     assert_incorrect(L.ex4.check({**RIGHT, "digit": ("nll_loss", "softmax")}), "log-probabilities")
     assert_incorrect(L.ex4.check({**RIGHT, "digit": ("binary_cross_entropy_with_logits", "none")}), "compete")
     assert_incorrect(L.ex4.check({**RIGHT, "tags": ("cross_entropy", "none")}), "tags", "not exclusive")
-    assert_incorrect(L.ex4.check({**RIGHT, "tags": ("binary_cross_entropy", "sigmoid")}), "stable loss")
+    assert_correct(L.ex4.check({**RIGHT, "tags": ("binary_cross_entropy", "sigmoid")}))
+    assert_correct(L.ex4.check({**RIGHT, "digit": ("cross_entropy", "log_softmax")}))
+    assert_correct(L.ex4.check({**RIGHT, "digit": ("torch.nn.functional.cross_entropy", None)}))
+    assert_incorrect(L.ex4.check({**RIGHT, "tags": ("binary_cross_entropy", "none")}), "probabilities", "sigmoid")
     assert_incorrect(L.ex4.check({**RIGHT, "tags": ("binary_cross_entropy_with_logits", "sigmoid")}), "twice")
     assert_incorrect(L.ex4.check({**RIGHT, "house_price": ("mse_loss", "softmax")}), "no activation")
     assert_incorrect(L.ex4.check({**RIGHT, "events_per_hour": ("mse_loss", "none")}), "poisson count")
@@ -175,9 +181,10 @@ def test_ex5_fit_regression():
     assert_incorrect(L.ex5.check(lambda *a: fit_regression(*a, backward="backwards")), "backward(), without an s")
     assert_incorrect(L.ex5.check(lambda *a: fit_regression(*a, zero=False)), "pile up", "zero_grad")
     assert_incorrect(L.ex5.check(lambda *a: fit_regression(*a, act=lambda o: o.softmax(dim=1))), "softmax")
-    assert_incorrect(L.ex5.check(lambda *a: fit_regression(*a, keep=5)), "too far above", "all the steps")
+    assert_incorrect(L.ex5.check(lambda *a: fit_regression(*a, keep=5)), "took 5 optimizer steps", "200")
     assert_incorrect(L.ex5.check(lambda x, *a: fit_regression(x, *a)(x)), "trained model", "tensor")
-    assert_incorrect(L.ex5.check(lambda x, y, s, lr: fit_regression(x, y, s, 10.0)), "diverged")
+    assert_incorrect(L.ex5.check(lambda x, y, s, lr: fit_regression(x, y, s, 10.0)), "learning rate is 10.0")
+    assert_incorrect(L.ex5.check(lambda x, y, s, lr: fit_regression(x, y, s, lr * 100)), "use the lr argument")
     with pytest.raises(TypeError, match="without the parentheses"):
         L.ex5.check(nn.Linear(3, 1).weight)
 
@@ -227,3 +234,176 @@ def test_checking_does_not_move_the_learners_random_numbers():
     state = torch.get_rng_state()
     L.ex5.check(fit_regression)
     assert torch.equal(state, torch.get_rng_state()), "checking must not move the learner's random numbers"
+
+
+# ------------------------------------------------------------------ rules the prompts state, any alias
+
+
+def test_ex1_ex2_rule_from_scratch():
+    from torch.nn.functional import log_softmax as lsm
+    from torch.nn.functional import softmax as sm
+
+    for wrong in (lambda x, dim: sm(x, dim), lambda x, dim: torch.softmax(x, dim), lambda x, dim: x.softmax(dim),
+                  lambda x, dim: nn.Softmax(dim)(x), lambda x, dim: getattr(torch, "soft" + "max")(x, dim),
+                  lambda x, dim: torch.special.softmax(x, dim), lambda x, dim: F.log_softmax(x, dim).exp()):
+        assert_incorrect(L.ex1.check(wrong), "from scratch")
+        assert "from scratch" in run_graded(LESSON, "ex1_stable_softmax", L, softmax=wrong)
+    for wrong in (lambda x, dim: lsm(x, dim), lambda x, dim: torch.log_softmax(x, dim),
+                  lambda x, dim: x.log_softmax(dim), lambda x, dim: nn.LogSoftmax(dim)(x)):
+        assert_incorrect(L.ex2.check(wrong), "from scratch", "log_softmax")
+        assert "from scratch" in run_graded(LESSON, "ex2_stable_log_softmax", L, log_softmax=wrong)
+    right = (softmax, lambda x, dim=-1: (x - x.logsumexp(dim, keepdim=True)).exp(),
+             lambda x, dim=-1: torch.exp(x - torch.max(x, dim, keepdim=True).values)
+             / torch.exp(x - torch.max(x, dim, keepdim=True).values).sum(dim, keepdim=True))
+    for answer in right:
+        assert_correct(L.ex1.check(answer))
+        assert run_graded(LESSON, "ex1_stable_softmax", L, softmax=answer) is None
+    assert run_graded(LESSON, "ex2_stable_log_softmax", L, log_softmax=log_softmax) is None
+
+
+def notebook_function(source: str, **scope):
+    namespace = {"torch": torch, "F": F, "__name__": "__main__", **scope}
+    exec(source, namespace)
+    return namespace[source.split("def ", 1)[1].split("(", 1)[0]]
+
+
+CE_WITH_MY_LOG_SOFTMAX = """
+def cross_entropy(logits, targets):
+    return -log_softmax(logits, dim=1)[torch.arange(len(targets)), targets].mean()
+"""
+
+
+def test_ex3_rule_and_judged_on_its_own():
+    from torch.nn.functional import cross_entropy as ce
+
+    for wrong in (lambda x, t: ce(x, t), lambda x, t: nn.CrossEntropyLoss()(x, t),
+                  lambda x, t: torch._C._nn.cross_entropy_loss(x, t)):
+        assert_incorrect(L.ex3.check(wrong), "don't call F.cross_entropy")
+        assert "F.cross_entropy" in run_graded(LESSON, "ex3_cross_entropy", L, cross_entropy=wrong)
+    assert_correct(L.ex3.check(lambda x, t: F.nll_loss(F.log_softmax(x, 1), t)))
+    # A wrong log_softmax from Exercise 2 (here F.log_softmax, which breaks Exercise 2's rule, and one
+    # that overflows) does not cost Exercise 3: its check runs with a known-good log_softmax.
+    for broken in (lambda x, dim=-1: F.log_softmax(x, dim), lambda x, dim=-1: (x.exp() / x.exp().sum(dim, True)).log()):
+        answer = notebook_function(CE_WITH_MY_LOG_SOFTMAX, log_softmax=broken)
+        assert_correct(L.ex3.check(answer))
+        assert run_graded(LESSON, "ex3_cross_entropy", L, cross_entropy=answer, log_softmax=broken) is None
+    bad_ce = notebook_function(CE_WITH_MY_LOG_SOFTMAX.replace(".mean()", ".sum()"), log_softmax=log_softmax)
+    assert_incorrect(L.ex3.check(bad_ce), "summed")
+
+
+def test_ex4_hidden_test_accepts_every_fitting_pair():
+    for digit in (("cross_entropy", "none"), ("cross_entropy", "log_softmax"), ("nll_loss", "log_softmax")):
+        for tags in (("binary_cross_entropy_with_logits", "none"), ("binary_cross_entropy", "sigmoid")):
+            answer = {**RIGHT, "digit": digit, "tags": tags}
+            assert run_graded(LESSON, "ex4_loss_choices", L, loss_choices=answer) is None
+    assert "log-probabilities" in run_graded(LESSON, "ex4_loss_choices", L,
+                                             loss_choices={**RIGHT, "digit": ("nll_loss", "softmax")})
+
+
+def _fit_with(make_optimizer, steps_of=lambda s: s):
+    def fit(x, y, steps, lr):
+        model = nn.Linear(x.shape[1], 1)
+        opt = make_optimizer(model.parameters(), lr)
+        for _ in range(steps_of(steps)):
+            opt.zero_grad()
+            F.mse_loss(model(x), y).backward()
+            opt.step()
+        return model
+    return fit
+
+
+def _fit_by_hand(x, y, steps, lr):
+    model = nn.Linear(x.shape[1], 1)
+    for _ in range(steps):
+        model.zero_grad()
+        F.mse_loss(model(x), y).backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= lr * p.grad
+    return model
+
+
+def test_ex5_rule_sgd_with_the_given_lr_and_steps():
+    cases = {
+        "not Adam": _fit_with(lambda p, lr: torch.optim.Adam(p, lr=lr)),
+        "not RMSprop": _fit_with(lambda p, lr: torch.optim.RMSprop(p, lr=lr)),
+        "use the lr argument": _fit_with(lambda p, lr: torch.optim.SGD(p, lr=0.2)),
+        "no momentum": _fit_with(lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9)),
+        "took 201 optimizer steps": _fit_with(lambda p, lr: torch.optim.SGD(p, lr=lr), steps_of=lambda s: s + 1),
+        "never called optimizer.step()": _fit_by_hand,
+    }
+    for words, wrong in cases.items():
+        assert_incorrect(L.ex5.check(wrong), words)
+        assert run_graded(LESSON, "ex5_fit_regression", L, fit_regression=wrong) is not None
+    sequential = _fit_with(lambda p, lr: torch.optim.SGD(p, lr))
+    assert_correct(L.ex5.check(sequential))
+    assert run_graded(LESSON, "ex5_fit_regression", L, fit_regression=fit_with_dataloader) is None
+
+
+def test_ex6_rule_write_the_loss_yourself():
+    from torch.nn.functional import binary_cross_entropy_with_logits as bce
+
+    for wrong in (lambda x, t: bce(x, t), lambda x, t: nn.BCEWithLogitsLoss()(x, t),
+                  lambda x, t: torch.binary_cross_entropy_with_logits(x, t, None, None, 1)):
+        assert_incorrect(L.ex6.check(wrong), "write the loss yourself")
+        assert "yourself" in run_graded(LESSON, "ex6_bce_with_logits", L, bce_with_logits=wrong)
+    logsigmoid = lambda x, t: -(t * F.logsigmoid(x) + (1 - t) * F.logsigmoid(-x)).mean()  # noqa: E731
+    assert_correct(L.ex6.check(logsigmoid))
+    assert run_graded(LESSON, "ex6_bce_with_logits", L, bce_with_logits=logsigmoid) is None
+
+
+def test_ex3_ex6_accept_a_loss_in_a_one_element_tensor():
+    assert_correct(L.ex3.check(lambda x, t: cross_entropy(x, t).reshape(1)))
+    assert_correct(L.ex6.check(lambda x, t: bce_with_logits(x, t).reshape(1, 1)))
+    assert_incorrect(L.ex3.check(lambda x, t: cross_entropy(x, t).item()), "torch.Tensor", ".item()")
+    assert_incorrect(L.ex6.check(lambda x, t: bce_with_logits(x, t).item()), "torch.Tensor")
+
+
+def _softmax_in_place(logits, dim=-1):
+    logits -= logits.amax(dim, keepdim=True)  # changes the caller's logits
+    e = logits.exp()
+    return e / e.sum(dim, keepdim=True)
+
+
+def _log_softmax_in_place(logits, dim=-1):
+    logits.sub_(logits.amax(dim, keepdim=True))
+    return logits - logits.exp().sum(dim, keepdim=True).log()
+
+
+def _ce_detached(logits, targets):
+    return cross_entropy(logits.detach(), targets)
+
+
+def _ce_no_grad(logits, targets):
+    with torch.no_grad():
+        return cross_entropy(logits, targets)
+
+
+def _bce_breaks_backward(x, t):
+    e = torch.exp(-x.abs())  # exp keeps its output for backward...
+    e.add_(1.0)  # ...which this overwrites
+    return (x.clamp(min=0) - x * t + e.log()).mean()
+
+
+def test_inputs_changed_in_place_and_losses_without_gradients_are_named():
+    assert_incorrect(L.ex1.check(_softmax_in_place), "changed its input logits in place")
+    assert "in place" in run_graded(LESSON, "ex1_stable_softmax", L, softmax=_softmax_in_place)
+    assert_incorrect(L.ex2.check(_log_softmax_in_place), "changed its input logits in place")
+    for wrong in (_ce_detached, _ce_no_grad):
+        assert_incorrect(L.ex3.check(wrong), "no gradient flows back")
+        assert "no gradient" in run_graded(LESSON, "ex3_cross_entropy", L, cross_entropy=wrong)
+    assert_incorrect(L.ex6.check(_bce_breaks_backward), "backward() through bce_with_logits fails")
+    assert "backward()" in run_graded(LESSON, "ex6_bce_with_logits", L, bce_with_logits=_bce_breaks_backward)
+
+    def softmax_new_tensors(logits, dim=-1):  # in place, but only on tensors it made itself
+        e = (logits - logits.amax(dim, keepdim=True)).exp()
+        e = e / e.sum(dim, keepdim=True)
+        e.clamp_(min=0)
+        return e
+    assert_correct(L.ex1.check(softmax_new_tensors))
+
+
+def test_ex2_messages_are_about_log_softmax():
+    result = L.ex2.check(lambda x, dim: log_softmax(x, dim) * 2)
+    assert_incorrect(result, "x - log(sum(exp(x)))")
+    assert "exp(x) / sum" not in result.message

@@ -8,19 +8,31 @@ Introduced in lesson 01.
 
 from __future__ import annotations
 
+import contextlib
+import numbers
+
 import torch
 import torch.nn.functional as F
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from helpers.checks.core import (
     Exercise,
     Mismatch,
     call_answer,
-    describe,
     expect_dtype,
     expect_shape,
     expect_tensor,
     expect_tensor_like,
     values_close,
+)
+from helpers.checks.rules import (
+    call_recorded,
+    call_watched,
+    describe,
+    forbid_calls,
+    forbid_names,
+    has_loop,
+    referenced_names,
 )
 
 
@@ -68,9 +80,15 @@ ex1 = Exercise(
 # --------------------------------------------------------------- 2: broadcasting
 
 
+NO_LOOPS = ("the exercise asks for broadcasting, without loops or comprehensions: compute one mean and one std "
+            "per column with dim=0 and let broadcasting apply them to every row.")
+
+
 def _judge_standardize(fn, x):
     expected = (x - x.mean(dim=0)) / x.std(dim=0)
-    got = call_answer(fn, x, name="standardize_features", explain=_standardize_error)
+    if has_loop(fn):
+        raise Mismatch(NO_LOOPS)
+    got, _ = call_watched(fn, x, name="standardize_features", arg_names=("x",), explain=_standardize_error)
     expect_tensor_like(got, expected, value_advice=_standardize_advice(got, x),
                        shape_advice=lambda have, want: "the result must have the same shape as x: "
                        "a statistic of the wrong dimension was broadcast against it; reduce over dim=0.")
@@ -117,7 +135,9 @@ ex2 = Exercise(
 def _judge_linear(fn, case):
     x, weight, bias = case
     expected = F.linear(x, weight, bias)
-    got = call_answer(fn, x, weight, bias, name="linear_forward", explain=_linear_error)
+    got, calls = call_watched(fn, x, weight, bias, name="linear_forward", arg_names=("x", "weight", "bias"),
+                              explain=_linear_error)
+    forbid_calls(calls, dict.fromkeys(("linear", "bilinear", "addmm_linear"), NO_FUNCTIONAL))
     advice = None
     if isinstance(got, torch.Tensor) and got.shape == expected.shape:
         if values_close(got, x @ weight.T):
@@ -128,6 +148,10 @@ def _judge_linear(fn, case):
     expect_tensor_like(got, expected, value_advice=advice,
                        shape_advice=lambda have, want: "the output has one row per sample and "
                        "one column per output feature (x is (batch, in), weight is (out, in)).")
+
+
+NO_FUNCTIONAL = ("the exercise asks you to write the layer with `@` (matrix multiplication), not with "
+                 "torch.nn.functional or an nn.Linear layer: multiply x by the weight's transpose and add the bias.")
 
 
 def _linear_error(message: str) -> str | None:
@@ -181,7 +205,7 @@ def _flatten_advice(images):
 
 def _judge_flatten(fn, images):
     expected = torch.stack([img.flatten() for img in images])
-    got = call_answer(fn, images, name="flatten_images", explain=_flatten_error)
+    got, _ = call_watched(fn, images, name="flatten_images", arg_names=("images",), explain=_flatten_error)
     expect_tensor_like(got, expected, shape_advice=_flatten_advice(images),
                        value_advice="each row must hold one image's pixels in their original order.")
 
@@ -191,8 +215,8 @@ def _flatten_error(message: str) -> str | None:
         return ("A hard-coded size (784 = 28*28?) only fits one image shape: let PyTorch work it out "
                 "with -1, or use flatten(start_dim=1).")
     if "view" in message and "stride" in message:
-        return ("view() needs a tensor that is contiguous in memory (not one made by permute or "
-                "transpose): use reshape() or flatten(), which copy when they must.")
+        return ("view() never copies, so it needs strides compatible with the new shape, and a batch made by "
+                "transpose or permute does not have them: use reshape() or flatten(), which copy when they must.")
     return None
 
 
@@ -220,10 +244,18 @@ def _autograd_grads(x, y, w, b):
     return w.grad, b.grad
 
 
+NO_AUTOGRAD = ("the exercise asks for the gradient by the chain rule, without autograd: no backward(), .grad, "
+               "requires_grad or torch.autograd / torch.func; write dL/dw and dL/db as formulas in x, y, w and b.")
+_AUTOGRAD_NAMES = ("backward", "grad", "requires_grad", "requires_grad_", "autograd", "vjp", "jvp", "jacrev",
+                   "jacfwd", "hessian", "functorch")
+
+
 def _judge_grads(fn, case):
     x, y, w, b = case
     dw, db = _autograd_grads(x, y, w, b)
-    got = call_answer(fn, x, y, w, b, name="mse_grads")
+    forbid_names(fn, dict.fromkeys(_AUTOGRAD_NAMES, NO_AUTOGRAD))
+    got, calls = call_recorded(fn, x, y, w, b, name="mse_grads")
+    forbid_calls(calls, dict.fromkeys(("backward", "grad", "requires_grad_", "vjp", "jvp"), NO_AUTOGRAD))
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         what = f"a {type(got).__name__} of length {len(got)}" if isinstance(got, (tuple, list)) else describe(got)
         raise Mismatch(f"mse_grads should return two tensors (dL/dw, dL/db), got {what}.")
@@ -282,14 +314,58 @@ def _sgd_reference(x, y, lr, steps, *, zero_grad=True):
     return w.detach(), b.detach()
 
 
+NO_OPTIM = ("the exercise asks for the update written by hand (w -= lr * w.grad inside torch.no_grad()), "
+            "not torch.optim: drop the optimizer.")
+NO_MSE_GRADS = ("the exercise asks for autograd's gradients (loss.backward() and w.grad), not the hand-derived "
+                "mse_grads from Exercise 5.")
+NO_BACKWARD = ("fit_line never called backward(): compute the summed squared error from w and b and call "
+               "loss.backward(), so that autograd fills w.grad and b.grad.")
+
+
+@contextlib.contextmanager
+def _count_optimizer_steps():
+    """Count every torch.optim optimizer's step() while the answer runs."""
+    seen = {"steps": 0}
+    handle = register_optimizer_step_pre_hook(lambda *_: seen.__setitem__("steps", seen["steps"] + 1))
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def _calls_mse_grads(fn) -> bool:
+    """True when fit_line's code refers to mse_grads, by that name or another bound to the same function."""
+    scope = getattr(fn, "__globals__", {})
+    names = referenced_names(fn)
+    target = scope.get("mse_grads")
+    return "mse_grads" in names or (target is not None and any(scope.get(n) is target for n in names))
+
+
+def _as_number(value, name):
+    """w or b as a 0-dimensional float64 tensor: a one-element tensor, a float or a numpy scalar all do."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise Mismatch(f"{name} should be a single number, got a tensor of shape {tuple(value.shape)}.")
+        return value.detach().reshape(()).to("cpu", torch.float64)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return torch.tensor(float(value), dtype=torch.float64)
+    raise Mismatch(f"{name} should be a number (a tensor or a float), got {describe(value)}.")
+
+
 def _judge_fit(fn, case):
     x, y, lr, steps = case
-    got = call_answer(fn, x, y, lr, steps, name="fit_line", explain=_fit_error)
+    if _calls_mse_grads(fn):
+        raise Mismatch(NO_MSE_GRADS)
+    forbid_names(fn, {"optim": NO_OPTIM})
+    with _count_optimizer_steps() as optimizer:
+        got, calls = call_recorded(fn, x, y, lr, steps, name="fit_line", explain=_fit_error)
+    if optimizer["steps"]:
+        raise Mismatch(NO_OPTIM)
+    if steps and not calls.called(["backward", "grad"]):
+        raise Mismatch(NO_BACKWARD)
     if not isinstance(got, (tuple, list)) or len(got) != 2:
-        raise Mismatch("fit_line should return two tensors (w, b).")
-    gw, gb = (expect_tensor(t, name=n).detach() for t, n in zip(got, ("w", "b"), strict=True))
-    for t, name in ((gw, "w"), (gb, "b")):
-        expect_shape(t, (), name=name, advice=lambda *_: "w and b are single numbers (0-dimensional tensors).")
+        raise Mismatch(f"fit_line should return the pair (w, b), got {describe(got)}.")
+    gw, gb = (_as_number(t, n) for t, n in zip(got, ("w", "b"), strict=True))
     ew, eb = _sgd_reference(x, y, lr, steps)
     if values_close(gw, ew, rtol=1e-3, atol=1e-4) and values_close(gb, eb, rtol=1e-3, atol=1e-4):
         return

@@ -7,12 +7,14 @@ built in the notebook, ``exN.grade(answer, cases=[case, ...])``, where one case 
 
 - ex1 ``(make_sequential_mlp, MLP)``, ex6 ``FixedNet``: images, a float tensor (N, 1, 28, 28);
 - ex2 ``count_parameters``: an ``nn.Module``, possibly with frozen parameters;
-- ex3 ``n_params`` (an int): the MLP's layer sizes, ``(784, 512, 256, 10)``;
+- ex3 ``n_params`` (a whole number): the MLP's layer sizes, ``(784, 512, 256, 10)``;
 - ex4 ``SkipBlock``: ``(features, x)`` with x a float tensor (N, features);
 - ex5 ``shapes`` (a list of tuples): ``(input_shape, layers)``, the modules run in order
   (an LSTM passes on its output sequence).
 
-Value answers (ex3, ex5) count as not attempted while they are still ``...``.
+Value answers (ex3, ex5) count as not attempted while they are still ``...``. Every model's
+forward runs with autograd on a non-leaf input, so a forward that changes its input in place,
+breaks ``backward()`` or detaches its output is named.
 
 Introduced in lesson 02.
 """
@@ -20,21 +22,24 @@ Introduced in lesson 02.
 from __future__ import annotations
 
 import copy
+import numbers
 import re
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from helpers.checks.core import (
     Exercise,
     Mismatch,
     NotAttempted,
     call_answer,
-    describe,
     expect_tensor_like,
     values_close,
 )
+from helpers.checks.rules import describe
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -87,7 +92,8 @@ def _module_error(message: str) -> str | None:
                     "in forward (x.flatten(1) or nn.Flatten()).")
         return f"A layer expects {want} input features but gets {have}: in_features must match the input."
     if "view size is not compatible" in message:
-        return "view() needs a contiguous tensor: use x.flatten(1) or x.reshape(len(x), -1)."
+        return ("view() never copies, so it needs strides compatible with the new shape, which a transposed "
+                "batch lacks: use x.flatten(1) or x.reshape(len(x), -1).")
     return None
 
 
@@ -108,13 +114,46 @@ def _build(cls, *args, name: str) -> nn.Module:
     return model
 
 
+IN_PLACE = ("forward changed its input x in place (x += ..., x.relu_(), an inplace=True activation): in a "
+            "network, x is the output of the layer before, which autograd still needs, so loss.backward() fails. "
+            "Compute into a new tensor (out = ...) and leave x as it is.")
+DETACHED = ("no gradient flows back through forward: its output does not depend on the parameters through "
+            "autograd. Don't use .detach(), .item(), .numpy(), .data or torch.no_grad() inside forward.")
+
+
 def _forward(model: nn.Module, x: torch.Tensor, *, name: str):
+    """The model's output on x, in eval mode, after checking that training through it would work.
+
+    x arrives as the output of an earlier operation (not a leaf), as it would inside a network; a
+    forward that modifies it in place, or whose output autograd cannot differentiate, is named.
+    """
+    extra = next((m for m in model.modules() if isinstance(m, (nn.modules.dropout._DropoutNd, _BatchNorm))), None)
+    if extra is not None:  # eval mode would hide them, but they change what training computes
+        raise Mismatch(f"{name} has a {type(extra).__name__} layer that the exercise's network does not have: "
+                       "build exactly the layers the prompt lists.")
     model.eval()
-    with torch.no_grad():
-        out = call_answer(model, x, name=name, explain=_module_error)
+    source = x.detach().clone().requires_grad_(True)
+    h = source.clone()  # a non-leaf with x's values and strides
+    version = h._version
+    out = call_answer(lambda: model(h), name=name, explain=_module_error)
     if isinstance(out, nn.Module):
         extra = CALL_NOT_BUILD if _ACTIVATION.search(type(out).__name__) else "return the output tensor."
         raise Mismatch(f"{name} returned {describe(out)} module, not a tensor: {extra}")
+    if h._version != version:
+        raise Mismatch(IN_PLACE)
+    if isinstance(out, torch.Tensor) and out.is_floating_point():
+        if not out.requires_grad:
+            raise Mismatch(DETACHED)
+        try:
+            with warnings.catch_warnings():  # nbgrader fails a test cell that wrote to stderr
+                warnings.simplefilter("ignore")
+                out.sum().backward()
+        except Exception as err:  # noqa: BLE001 - whatever breaks backward, say so
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise Mismatch(f"loss.backward() through {name} fails ({first[:160]}): an in-place operation in "
+                           "forward (+=, relu_(), inplace=True) overwrote a tensor that autograd needs; compute "
+                           "into new tensors instead.") from None
+        out = out.detach()
     return out
 
 
@@ -196,6 +235,9 @@ def _judge_mlp(answer, images):
     _load(second, gen, name="make_sequential_mlp()")
     expected = _mlp_ref(images, first, second)
     _expect_mlp_output(seq, images, expected, first, second, name="make_sequential_mlp()")
+    if not isinstance(seq[0], nn.Flatten):
+        raise Mismatch(f"make_sequential_mlp() should start with nn.Flatten(), as the exercise asks; it starts with "
+                       f"{type(seq[0]).__name__}.")
     model = _build(mlp_cls, name="MLP")
     mine = _mlp_linears(model, "MLP()")
     _load(mine[0], gen, name="MLP()", source=first)  # the Sequential's weights, copied into the class
@@ -218,12 +260,26 @@ ex1 = Exercise(
 # --------------------------------------------------------------- 2: count parameters by code
 
 
+def _whole_number(value) -> int | None:
+    """An integer count in any reasonable form (int, numpy integer, 12.0, a one-element tensor), else None."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.dtype == torch.bool:
+            return None
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return int(value) if float(value).is_integer() else None
+
+
 def _judge_count(fn, model):
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     expected = sum(p.numel() for _, p in trainable)
-    got = call_answer(fn, copy.deepcopy(model), name="count_parameters")
-    if not isinstance(got, int) or isinstance(got, bool):
-        raise Mismatch(f"count_parameters should return a Python int, got {describe(got)}: "
+    answer = call_answer(fn, copy.deepcopy(model), name="count_parameters")
+    got = _whole_number(answer)
+    if got is None:
+        raise Mismatch(f"count_parameters should return a whole number (an int), got {describe(answer)}: "
                        "p.numel() is an int, so sum(...) of them is one too.")
     if got == expected:
         return
@@ -237,6 +293,9 @@ def _judge_count(fn, model):
         "you left out the biases.": sum(p.numel() for n, p in trainable if not n.endswith("bias")),
         "p.shape[0] is only the first dimension: p.numel() counts every element.":
             sum(p.shape[0] for _, p in trainable if p.dim()),
+        "a layer used twice in the model holds one set of parameters: count each parameter once "
+        "(model.parameters() lists a shared one once).":
+            sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False) if p.requires_grad),
     }
     advice = next((m for m, v in mistakes.items() if v == got and v != expected),
                   "add up p.numel() over model.parameters(), keeping those with p.requires_grad.")
@@ -265,9 +324,10 @@ ex2 = Exercise(
 
 
 def _judge_hand_count(answer, sizes):
-    answer = _value(answer)
-    if not isinstance(answer, int) or isinstance(answer, bool):
-        raise Mismatch(f"n_params should be an int, got {describe(answer)}.")
+    given = _value(answer)
+    answer = _whole_number(given)
+    if answer is None:
+        raise Mismatch(f"n_params should be a whole number (an int), got {describe(given)}.")
     pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
     expected = sum(p.numel() for i, o in pairs for p in nn.Linear(i, o, device="meta").parameters())
     if answer == expected:
@@ -294,26 +354,38 @@ ex3 = Exercise(
 # --------------------------------------------------------------- 4: a skip connection
 
 
+SHARED_LAYERS = ("linear1 and linear2 are one and the same layer (`self.linear1 = self.linear2 = nn.Linear(...)`, "
+                 "or shared weights): the block needs two layers with weights of their own, so create "
+                 "nn.Linear(features, features) twice.")
+
+
 def _judge_skip(cls, case):
     features, x = case
     model = _build(cls, features, name="SkipBlock")
     l1 = _linear_attr(model, "linear1", (features, features), name="SkipBlock")
     l2 = _linear_attr(model, "linear2", (features, features), name="SkipBlock")
+    if l1 is l2 or l1.weight is l2.weight or l1.bias is l2.bias:
+        raise Mismatch(SHARED_LAYERS)
     gen = _gen(41)
     _load(l1, gen, name="linear1")
     _load(l2, gen, name="linear2")
     lin1, lin2 = (lambda t: F.linear(t, l1.weight, l1.bias)), (lambda t: F.linear(t, l2.weight, l2.bias))
     branch = lin2(F.relu(lin1(x)))
-    expected = F.relu(branch) + x
+    # Both forms are right: relu on the branch, then the addition (as the prompt writes it), and the
+    # original ResNet block's relu(F(x) + x).
+    forms = (F.relu(branch) + x, F.relu(branch + x))
     got = _forward(model, x, name="SkipBlock()")
+    expected = next((f for f in forms if isinstance(got, torch.Tensor) and got.shape == f.shape
+                     and values_close(got, f)), forms[0])
     expect_tensor_like(got, expected, name="SkipBlock()'s output", value_advice=_first_close(got, [
         ("you forgot the skip connection: add the block's input x to the branch's output.", F.relu(branch)),
-        ("the last ReLU goes before the addition: relu(linear2(...)) + x, not relu(linear2(...) + x).",
-         F.relu(branch + x)),
+        ("the ReLU after linear2 is missing: relu(linear2(...)) + x, or relu(linear2(...) + x).", branch + x),
         ("the ReLU between linear1 and linear2 is missing.", F.relu(lin2(lin1(x))) + x),
+        ("the ReLU between linear1 and linear2 is missing.", F.relu(lin2(lin1(x)) + x)),
         ("add the input x itself, not linear1(x).", F.relu(branch) + lin1(x)),
-        ("linear2 is never used: the branch is linear1, ReLU, linear2, ReLU.", F.relu(lin1(F.relu(lin1(x)))) + x),
-    ]))
+        ("add the input x itself, not linear1(x).", F.relu(branch + lin1(x))),
+        ("linear2 is never used: the branch is linear1, ReLU, linear2.", F.relu(lin1(F.relu(lin1(x)))) + x),
+    ]) or "the block should compute relu(linear2(relu(linear1(x)))) + x (or relu of the sum).")
 
 
 ex4 = Exercise(
@@ -331,8 +403,9 @@ ex4 = Exercise(
 
 
 def _as_shape(value) -> tuple | None:
-    ok = isinstance(value, (tuple, list)) and all(isinstance(d, int) and not isinstance(d, bool) for d in value)
-    return tuple(value) if ok else None
+    ok = isinstance(value, (tuple, list)) and all(isinstance(d, numbers.Integral) and not isinstance(d, bool)
+                                                  for d in value)
+    return tuple(int(d) for d in value) if ok else None
 
 
 def _shape_advice(layer: nn.Module, got: tuple, want: tuple) -> str:

@@ -14,7 +14,10 @@ where one case is:
   which SGD with ``lr`` converges within ``steps`` full-batch steps;
 - ex6 ``bce_with_logits``: ``(logits, targets)``, float tensors of one shape, targets in [0, 1].
 
-The value answer (ex4) counts as not attempted while it is still ``...``.
+The value answer (ex4) counts as not attempted while it is still ``...``. The rules the prompts
+state (no torch softmax in ex1, no F.cross_entropy in ex3, plain SGD in ex5...) are checked while
+the answer runs (:mod:`helpers.checks.rules`), and answers that call an earlier exercise's
+``softmax`` or ``log_softmax`` run with known-good ones in their place.
 
 Introduced in lesson 03.
 """
@@ -34,12 +37,12 @@ from helpers.checks.core import (
     Mismatch,
     NotAttempted,
     call_answer,
-    describe,
     expect_shape,
     expect_tensor,
     expect_tensor_like,
     values_close,
 )
+from helpers.checks.rules import call_watched, describe, forbid_calls, known_good, with_globals
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -66,6 +69,26 @@ def _attempt(compute):
 
 SOFTMAX_BEFORE_CE = ("softmax applied before the cross-entropy: F.cross_entropy and nn.CrossEntropyLoss take "
                      "raw logits and apply log_softmax themselves, so a softmax first squashes the scores twice")
+
+
+# Each exercise is judged on its own: an answer that calls an earlier exercise's function by its
+# name (cross_entropy calling log_softmax, say) runs with a known-good one in its place.
+_EARLIER = {
+    "softmax": known_good(lambda logits, dim=-1: F.softmax(logits, dim)),
+    "log_softmax": known_good(lambda logits, dim=-1: F.log_softmax(logits, dim)),
+}
+
+
+def _on_its_own(fn, *earlier):
+    return with_globals(fn, {name: _EARLIER[name] for name in earlier})
+
+
+_SOFTMAXES = ("softmax", "_softmax", "special_softmax")
+_LOG_SOFTMAXES = ("log_softmax", "_log_softmax", "special_log_softmax")
+NO_SOFTMAX_CALL = ("the exercise asks for softmax from scratch, with exp, sum and amax: don't call torch.softmax, "
+                   "F.softmax, x.softmax() or nn.Softmax (nor log_softmax).")
+NO_LOG_SOFTMAX_CALL = ("the exercise asks for log_softmax from scratch: don't call torch.log_softmax, F.log_softmax, "
+                       "x.log_softmax() or nn.LogSoftmax (nor a softmax); exp, sum, amax, log and logsumexp are fine.")
 
 
 # --------------------------------------------------------------- 1 and 2: softmax, log_softmax
@@ -105,14 +128,18 @@ def _softmax_advice(got, logits, dim, *, log):
         ("that is softmax; log_softmax is its logarithm, computed stably.", F.softmax(logits, dim)) if log
         else ("that is log_softmax; softmax is exp(x - m) / sum(exp(x - m)).", F.log_softmax(logits, dim)),
     ]
-    return _first_close(got, candidates) or "each slice along dim should be exp(x) / sum(exp(x)) over that slice."
+    return _first_close(got, candidates) or (
+        "each slice along dim should be x - log(sum(exp(x))) over that slice." if log
+        else "each slice along dim should be exp(x) / sum(exp(x)) over that slice.")
 
 
 def _judge_softmax(fn, case, *, log=False):
     logits, dim = case
     name = "log_softmax" if log else "softmax"
     expected = (F.log_softmax if log else F.softmax)(logits, dim)
-    got = call_answer(fn, logits, dim, name=name, explain=_reduce_error)
+    answer = _on_its_own(fn, "softmax") if log else fn
+    got, calls = call_watched(answer, logits, dim, name=name, arg_names=("logits",), explain=_reduce_error)
+    forbid_calls(calls, dict.fromkeys(_SOFTMAXES + _LOG_SOFTMAXES, NO_LOG_SOFTMAX_CALL if log else NO_SOFTMAX_CALL))
     expect_tensor_like(got, expected, shape_advice=lambda *_: "keep the input's shape: normalise, don't reduce.",
                        value_advice=_softmax_advice(got, logits, dim, log=log))
 
@@ -149,6 +176,10 @@ ONE_HOT = ("targets are class indices of shape (N,), not one-hot vectors: pick e
            "logp[torch.arange(N), targets] (or gather)")
 
 
+NO_CE_CALL = ("the exercise asks you to build the loss from log-probabilities: don't call F.cross_entropy or "
+              "nn.CrossEntropyLoss (torch.logsumexp, F.log_softmax or your log_softmax are fine).")
+
+
 def _ce_shape_advice(n):
     def advice(have, want):
         if have == (n,):
@@ -182,11 +213,22 @@ def _ce_advice(got, logits, targets):
     ]) or "the loss is the mean over samples of -log_softmax(logits)[i, targets[i]]."
 
 
+def _one_number(got, expected):
+    """A loss in a one-element tensor of any shape is the same number as a 0-dimensional one."""
+    if isinstance(got, torch.Tensor) and expected.dim() == 0 and got.numel() == 1:
+        return got.reshape(())
+    return got
+
+
 def _judge_ce(fn, case):
     logits, targets = case
     expected = F.cross_entropy(logits, targets)
-    got = call_answer(fn, logits, targets, name="cross_entropy",
-                      explain=lambda m: ONE_HOT[0].upper() + ONE_HOT[1:] + "." if "must match the size" in m else None)
+    got, calls = call_watched(
+        _on_its_own(fn, "softmax", "log_softmax"), logits, targets, name="cross_entropy",
+        arg_names=("logits", "targets"), differentiable=(0,),
+        explain=lambda m: ONE_HOT[0].upper() + ONE_HOT[1:] + "." if "must match the size" in m else None)
+    forbid_calls(calls, dict.fromkeys(("cross_entropy", "cross_entropy_loss"), NO_CE_CALL))
+    got = _one_number(got, expected)
     expect_tensor_like(got, expected, shape_advice=_ce_shape_advice(len(targets)),
                        value_advice=_ce_advice(got, logits, targets))
 
@@ -219,9 +261,12 @@ TASKS = {
 LOSSES = ("mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
           "binary_cross_entropy_with_logits", "poisson_nll_loss")
 OUTPUTS = ("none", "softmax", "log_softmax", "sigmoid", "exp", "relu")
+# Every pair that computes the right loss for the task: log_softmax before cross_entropy changes nothing
+# (log_softmax of log-probabilities is themselves), and sigmoid with binary_cross_entropy is the same loss
+# as binary_cross_entropy_with_logits on paper (section 6 shows why the latter is safer).
 _RIGHT = {"house_price": {("mse_loss", "none"), ("l1_loss", "none")},
-          "digit": {("cross_entropy", "none"), ("nll_loss", "log_softmax")},
-          "tags": {("binary_cross_entropy_with_logits", "none")},
+          "digit": {("cross_entropy", "none"), ("cross_entropy", "log_softmax"), ("nll_loss", "log_softmax")},
+          "tags": {("binary_cross_entropy_with_logits", "none"), ("binary_cross_entropy", "sigmoid")},
           "events_per_hour": {("poisson_nll_loss", "none")}}
 _WHY = {
     "house_price": "a price is one unbounded real number: a regression loss, with no activation squashing the output.",
@@ -240,11 +285,19 @@ def _choice_advice(task, loss, out):
         return "nll_loss expects log-probabilities, so the output must be log_softmax."
     if loss.endswith("_with_logits") and out == "sigmoid":
         return "binary_cross_entropy_with_logits applies the sigmoid itself: a sigmoid before it is applied twice."
-    if (task, loss, out) == ("tags", "binary_cross_entropy", "sigmoid"):
-        return "sigmoid then binary_cross_entropy is right on paper but fails for large scores: use the stable loss."
+    if loss == "binary_cross_entropy" and out != "sigmoid":
+        return "binary_cross_entropy expects probabilities in [0, 1], so the output must be a sigmoid."
     if (loss, out) == ("poisson_nll_loss", "exp"):
         return "poisson_nll_loss(log_input=True), the default, takes the log of the rate and applies exp itself."
     return _WHY[task]
+
+
+def _bare_name(text: str) -> str:
+    """ "F.mse_loss", "torch.nn.functional.mse_loss" and " MSE_loss " all name mse_loss."""
+    text = text.strip().lower()
+    for prefix in ("torch.nn.functional.", "nn.functional.", "torch.", "f."):
+        text = text.removeprefix(prefix)
+    return text.removesuffix("()")
 
 
 def _judge_choices(answer, tasks):
@@ -258,9 +311,11 @@ def _judge_choices(answer, tasks):
         raise Mismatch(f"{', '.join(map(str, extra))} is not a task: use the keys {', '.join(TASKS)}.")
     for task in tasks:
         pair = answer[task]
+        if isinstance(pair, (tuple, list)) and len(pair) == 2 and pair[1] is None:
+            pair = (pair[0], "none")  # None for "no activation" is clear enough
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(s, str) for s in pair)):
             raise Mismatch(f"loss_choices[{task!r}] should be a pair of strings (loss, output), got {describe(pair)}.")
-        loss, out = (s.strip().lower().removeprefix("f.") for s in pair)
+        loss, out = (_bare_name(s) for s in pair)
         if loss not in LOSSES:
             raise Mismatch(f"{pair[0]!r} is not one of the loss names: {', '.join(LOSSES)}.")
         if out not in OUTPUTS:
@@ -289,14 +344,15 @@ SOFTMAX_REGRESSION = ("the gradients are all zero: a softmax over a single outpu
 
 @contextlib.contextmanager
 def _watch_steps():
-    """Note, at every optimizer.step(), whether .grad holds more than the last backward pass gave."""
-    seen, incoming, handles = {"steps": 0, "piled_up": False, "all_zero": True}, {}, []
+    """Note, at every optimizer.step(), the optimizer used and whether .grad holds more than the last backward gave."""
+    seen, incoming, handles = {"steps": 0, "piled_up": False, "all_zero": True, "optimizers": []}, {}, []
 
     def record(key):
         return lambda grad: incoming.__setitem__(key, grad.detach().clone())
 
     def before_step(optimizer, args, kwargs):
         seen["steps"] += 1
+        seen["optimizers"].append(optimizer)
         for p in (p for group in optimizer.param_groups for p in group["params"] if p.grad is not None):
             if id(p) not in incoming:  # from now on, record each gradient that backward() delivers
                 incoming[id(p)] = None
@@ -311,6 +367,26 @@ def _watch_steps():
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _sgd_rules(seen, steps, lr):
+    """The prompt fixes torch.optim.SGD(model.parameters(), lr=lr) and `steps` full-batch steps."""
+    if not seen["optimizers"]:
+        raise Mismatch("fit_regression never called optimizer.step(): the exercise asks for "
+                       "torch.optim.SGD(model.parameters(), lr=lr), stepped once per pass over the data.")
+    for optimizer in seen["optimizers"]:
+        if not isinstance(optimizer, torch.optim.SGD):
+            raise Mismatch(f"the exercise asks for plain SGD, torch.optim.SGD(model.parameters(), lr=lr), "
+                           f"not {type(optimizer).__name__}.")
+        for group in optimizer.param_groups:
+            if not math.isclose(float(group["lr"]), lr, rel_tol=1e-9):
+                raise Mismatch(f"the optimizer's learning rate is {group['lr']}: use the lr argument given to "
+                               "fit_regression.")
+            if group.get("momentum", 0) or group.get("nesterov", False) or group.get("weight_decay", 0):
+                raise Mismatch("the exercise asks for plain SGD: no momentum or weight_decay, only lr=lr.")
+    if seen["steps"] != steps:
+        raise Mismatch(f"fit_regression took {seen['steps']} optimizer steps, but the exercise asks for {steps}: "
+                       "one step per pass over the whole data set (batch_size=len(x) if you use a DataLoader).")
 
 
 def _fit_error(message: str) -> str | None:
@@ -336,6 +412,7 @@ def _judge_fit(fn, case):
         raise Mismatch(NO_ZERO_GRAD + ".")
     if (seen["steps"] and seen["all_zero"]) or torch.allclose(pred, torch.ones_like(pred)):
         raise Mismatch(SOFTMAX_REGRESSION + ".")
+    _sgd_rules(seen, steps, lr)
     ones = torch.ones(len(x), 1, dtype=torch.float64)
     best = torch.linalg.lstsq(torch.cat([x.double(), ones], 1), y.double()).solution
     best_pred = torch.cat([x.double(), ones], 1) @ best
@@ -383,10 +460,18 @@ def _bce_advice(got, logits, targets):
     ]) or "the loss is the mean over all elements of -[t·log σ(x) + (1 - t)·log(1 - σ(x))]."
 
 
+NO_BCE_CALL = ("the exercise asks you to write the loss yourself: don't call F.binary_cross_entropy_with_logits, "
+               "nn.BCEWithLogitsLoss or F.binary_cross_entropy (F.softplus, F.logsigmoid, torch.log1p and "
+               "torch.exp are fine).")
+
+
 def _judge_bce(fn, case):
     logits, targets = case
     expected = F.binary_cross_entropy_with_logits(logits, targets)
-    got = call_answer(fn, logits, targets, name="bce_with_logits")
+    got, calls = call_watched(_on_its_own(fn, "softmax", "log_softmax"), logits, targets, name="bce_with_logits",
+                              arg_names=("logits", "targets"), differentiable=(0,))
+    forbid_calls(calls, dict.fromkeys(("binary_cross_entropy_with_logits", "binary_cross_entropy"), NO_BCE_CALL))
+    got = _one_number(got, expected)
     expect_tensor_like(got, expected, value_advice=_bce_advice(got, logits, targets),
                        shape_advice=lambda *_: "the loss is a single number: average over every element.")
 
