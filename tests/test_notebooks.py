@@ -86,12 +86,7 @@ def _may_fail(cell) -> bool:
     return bool(grader.get("grade") or grader.get("solution") or "check" in cell.metadata.get("tags", []))
 
 
-# Lessons whose cells after an exercise use a stand-in or skip what needs the answer. Lessons 01-03 still have
-# demo cells that call the learner's functions directly (to do, issue 14 part 8).
-UNBLOCKED = [lesson for lesson in LESSONS if lesson[:2] not in ("01", "02", "03")]
-
-
-@pytest.mark.parametrize("lesson", UNBLOCKED)
+@pytest.mark.parametrize("lesson", LESSONS)
 def test_no_unsolved_exercise_blocks_the_rest_of_the_lesson(lesson, tmp_path, monkeypatch):
     """The student notebook as released, every exercise unsolved, runs top to bottom: only the exercises' own
     cells fail, and every other cell runs (with the course's stand-ins, or skipping what needs an answer)."""

@@ -152,14 +152,18 @@ def expect_tensor(got: Any, *, name: str = "your result") -> torch.Tensor:
     """Fail with a message unless ``got`` is a tensor; say how to get one."""
     if isinstance(got, torch.Tensor):
         return got
-    advice = {
-        "None": "did you forget `return`?",
-        "a numpy array": "convert it with torch.from_numpy(...) or stay in torch throughout",
-        "a list": "build a tensor with torch.tensor(...) or torch.stack(...)",
-        "a tuple": "return a single tensor, not a tuple",
-        "a float": "keep the result a tensor (don't call .item())",
-        "a int": "keep the result a tensor (don't call .item())",
-    }.get(describe(got), "return a torch.Tensor")
+    if got is None:
+        advice = "did you forget `return`?"
+    elif type(got).__module__.split(".")[0] == "numpy":
+        advice = "convert it with torch.from_numpy(...) or stay in torch throughout"
+    elif isinstance(got, list):
+        advice = "build a tensor with torch.tensor(...) or torch.stack(...)"
+    elif isinstance(got, tuple):
+        advice = "return a single tensor, not a tuple"
+    elif isinstance(got, (int, float)) and not isinstance(got, bool):
+        advice = "keep the result a tensor (don't call .item())"
+    else:
+        advice = "return a torch.Tensor"
     raise Mismatch(f"{name} should be a torch.Tensor, got {describe(got)}: {advice}.")
 
 

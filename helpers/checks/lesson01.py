@@ -414,3 +414,13 @@ ex6 = Exercise(
 )
 
 EXERCISES = (ex1, ex2, ex3, ex4, ex5, ex6)
+
+
+# --------------------------------------------------------------- stand-ins for unsolved exercises
+# The lesson's cells after an exercise use these while it is unsolved (checks.exN.yours_or), so that a learner
+# who skips it can go on. They are not answers: each fails its exercise's check.
+
+
+def unscaled_pixels(images: torch.Tensor) -> torch.Tensor:
+    """Exercise 1's stand-in: the pixels as float32, but still 0 to 255 (the exercise scales them to [0, 1])."""
+    return images.to(torch.float32)

@@ -497,3 +497,13 @@ ex6 = Exercise(
 
 
 EXERCISES = (ex1, ex2, ex3, ex4, ex5, ex6)
+
+
+# --------------------------------------------------------------- stand-ins for unsolved exercises
+# The lesson's cells after an exercise use these while it is unsolved (checks.exN.yours_or), so that a learner
+# who skips it can go on. They are not answers: each fails its exercise's check.
+
+
+def stand_in_mlp() -> nn.Sequential:
+    """Exercise 1's stand-in: a single Linear layer from 784 pixels to 10 logits (no hidden layers)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from helpers.checks.core import Exercise, Mismatch, NotAttempted, Outcome, Result, call_answer, describe
-from helpers.checks.probes import layers_used, replacing, torch_calls, whole_number
+from helpers.checks.probes import layers_used, torch_calls, whole_number
+from helpers.checks.rules import with_globals
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -362,8 +363,7 @@ def _build(fn, c1, c2, hidden):
     if not _calls_conv_block(fn):
         model = call_answer(fn, c1, c2, hidden, name="build_cnn")
         return model, n_params(reference_cnn(c1, c2, hidden))
-    with replacing(fn, conv_block=StandInBlock):
-        model = call_answer(fn, c1, c2, hidden, name="build_cnn")
+    model = call_answer(with_globals(fn, {"conv_block": StandInBlock}), c1, c2, hidden, name="build_cnn")
     if not isinstance(model, nn.Module):
         return model, 0
     blocks = [(b.in_channels, b.out_channels) for b in model.modules() if isinstance(b, StandInBlock)]

@@ -2,11 +2,10 @@
 
 - :func:`torch_calls` lists the PyTorch layers and functions an answer ran, so a check can
   enforce a prompt's rule ("use the arithmetic, don't build a layer") whatever the answer
-  imported or how it named it.
+  imported or how it named it. Unlike :class:`helpers.checks.rules.CallRecorder`, which sees
+  torch functions (a layer only once it runs), it also sees a layer that is built and never run.
 - :class:`OnHost` marks batch tensors that were never moved with ``.to(device)``: a grader
   without a GPU cannot see a label left on the CPU, but it can see a tensor that kept its mark.
-- :func:`replacing` runs a later exercise with known-good pieces in place of the learner's
-  earlier answers, so that one wrong answer costs only its own exercise.
 - :func:`whole_number` accepts every reasonable spelling of a count (int, numpy integer,
   integral float, one-element tensor).
 
@@ -17,8 +16,7 @@ from __future__ import annotations
 
 import numbers
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -129,29 +127,6 @@ def on_host(t: torch.Tensor) -> torch.Tensor:
 
 def is_on_host(t: Any) -> bool:
     return isinstance(t, OnHost)
-
-
-# ------------------------------------------------------------------ known-good earlier answers
-
-
-@contextmanager
-def replacing(answer: Callable, **pieces: Any) -> Iterator[None]:
-    """Within the block, the names in ``pieces`` mean the given objects to ``answer`` (a function, or a
-    class whose methods look them up): a later exercise is graded with known-good earlier answers."""
-    namespace = getattr(answer, "__globals__", None)
-    if namespace is None:
-        namespace = sys.modules[answer.__module__].__dict__ if hasattr(answer, "__module__") else {}
-    missing = object()
-    saved = {name: namespace.get(name, missing) for name in pieces}
-    namespace.update(pieces)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is missing:
-                namespace.pop(name, None)
-            else:
-                namespace[name] = value
 
 
 # ------------------------------------------------------------------ counts in any reasonable form

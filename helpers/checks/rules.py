@@ -31,16 +31,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from helpers.checks.core import Mismatch, call_answer
-from helpers.checks.core import describe as _core_describe
-
-
-def describe(value: Any) -> str:
-    """:func:`~helpers.checks.core.describe`, naming numpy scalars as scalars and a count as "an int"."""
-    if type(value).__module__.split(".")[0] == "numpy" and getattr(value, "ndim", None) == 0:
-        return f"a numpy {type(value).__name__} scalar"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return "an int"
-    return _core_describe(value)
+from helpers.checks.core import describe as describe  # lessons 01-03 import it from here too
 
 
 class CallRecorder(TorchFunctionMode):
