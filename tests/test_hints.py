@@ -5,7 +5,9 @@ with blanks), no stage contains a line of that exercise's reference solution, an
 cell lists every stage.
 """
 
+import ast
 import importlib
+import inspect
 import re
 
 import nbformat
@@ -106,6 +108,28 @@ def test_every_hint_stage_holds_no_line_of_the_reference_solution(lesson):
             text = re.sub(r"\s+", "", stage).replace("'", '"')  # hints are judged whole, comments included
             leaks += [f"{ex.title}, hint {level}: {line}" for line in lines if line in text]
     assert not leaks, "hints that hold a line of the solution:\n" + "\n".join(leaks)
+
+
+def _texts(module) -> list[str]:
+    """Every string written in the module's source (messages, hints, docstrings); an f-string's fields as {}."""
+    texts = []
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if isinstance(node, ast.JoinedStr):
+            texts.append("".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            texts.append(node.value)
+    return texts
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_no_failure_message_of_the_lesson_holds_a_line_of_a_reference_solution(lesson):
+    """A failure message names the mistake, not the answer: no string of helpers/checks/lessonNN.py (messages,
+    hints, docstrings) contains a line of any of the lesson's reference solutions."""
+    checks, nb = _lesson(lesson)
+    lines = {line for exercise in _reference_lines(nb) for line in exercise}
+    leaks = {f"{line!r} in {text[:100]!r}" for text in _texts(checks)
+             for line in lines if line in re.sub(r"\s+", "", text).replace("'", '"')}
+    assert not leaks, "strings that hold a line of a solution:\n" + "\n".join(sorted(leaks))
 
 
 @pytest.mark.parametrize("lesson", LESSONS)

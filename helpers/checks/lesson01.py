@@ -324,7 +324,7 @@ def _sgd_reference(x, y, lr, steps, *, zero_grad=True):
     return w.detach(), b.detach()
 
 
-NO_OPTIM = ("the exercise asks for the update written by hand (w -= lr * w.grad inside torch.no_grad()), "
+NO_OPTIM = ("the exercise asks for the update written by hand (in place, inside torch.no_grad()), "
             "not torch.optim: drop the optimizer.")
 NO_MSE_GRADS = ("the exercise asks for autograd's gradients (loss.backward() and w.grad), not the hand-derived "
                 "mse_grads from Exercise 5.")
@@ -386,8 +386,8 @@ def _fit_error(message: str) -> str | None:
     if "leaf Variable that requires grad" in message:
         return "Update the parameters inside `with torch.no_grad():`."
     if "NoneType" in message:
-        return ("A .grad was None: `w = w - lr * w.grad` makes a new tensor that is not a leaf; "
-                "update in place (w -= lr * w.grad) inside `with torch.no_grad():`.")
+        return ("A .grad was None: `w = w - ...` makes a new tensor that is not a leaf; "
+                "update w in place (with -=) inside `with torch.no_grad():`.")
     if "backward through the graph a second time" in message:
         return "Compute the loss again inside the loop, from the current w and b."
     return None
@@ -403,7 +403,7 @@ def _fit_advice(gw, gb, x, y, lr, steps):
         if k >= 0 and same(_sgd_reference(x, y, lr, k)):
             return f"you took {k} steps instead of {steps}."
     return ("w and b differ from gradient descent on the summed squared error, starting from "
-            "w = b = 0: check the start values, the loss and the update w -= lr * w.grad.")
+            "w = b = 0: check the start values, the loss and the update (a step of lr against the gradient).")
 
 
 def _cases_fit():

@@ -361,7 +361,7 @@ ex3 = Exercise(
 
 SHARED_LAYERS = ("linear1 and linear2 are one and the same layer (`self.linear1 = self.linear2 = nn.Linear(...)`, "
                  "or shared weights): the block needs two layers with weights of their own, so create "
-                 "nn.Linear(features, features) twice.")
+                 "two separate nn.Linear layers.")
 
 
 def _judge_skip(cls, case):

@@ -380,13 +380,13 @@ def _watch_steps():
 
 
 def _sgd_rules(seen, steps, lr):
-    """The prompt fixes torch.optim.SGD(model.parameters(), lr=lr) and `steps` full-batch steps."""
+    """The prompt fixes plain SGD on the model's parameters with the given lr, and `steps` full-batch steps."""
     if not seen["optimizers"]:
-        raise Mismatch("fit_regression never called optimizer.step(): the exercise asks for "
-                       "torch.optim.SGD(model.parameters(), lr=lr), stepped once per pass over the data.")
+        raise Mismatch("fit_regression never called optimizer.step(): the exercise asks for torch.optim.SGD "
+                       "on the model's parameters with the given lr, stepped once per pass over the data.")
     for optimizer in seen["optimizers"]:
         if not isinstance(optimizer, torch.optim.SGD):
-            raise Mismatch(f"the exercise asks for plain SGD, torch.optim.SGD(model.parameters(), lr=lr), "
+            raise Mismatch(f"the exercise asks for plain SGD (torch.optim.SGD), "
                            f"not {type(optimizer).__name__}.")
         for group in optimizer.param_groups:
             if not math.isclose(float(group["lr"]), lr, rel_tol=1e-9):
@@ -428,7 +428,7 @@ def _judge_fit(fn, case):
     best_pred = torch.cat([x.double(), ones], 1) @ best
     loss, best_loss = F.mse_loss(pred.double(), y.double()).item(), F.mse_loss(best_pred, y.double()).item()
     if not math.isfinite(loss):
-        raise Mismatch("the loss diverged to inf or nan: use the given lr and F.mse_loss(model(x), y).")
+        raise Mismatch("the loss diverged to inf or nan: use the given lr and the mean squared error (F.mse_loss).")
     if loss > best_loss * 1.02 + 1e-4 or not values_close(pred, best_pred, rtol=1e-2, atol=1e-2):
         raise Mismatch(f"the trained model's mean squared error is {loss:.4g}, too far above the least-squares "
                        "fit: train for all the steps with the given lr, zero the gradients every step, and "

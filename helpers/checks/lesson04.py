@@ -136,7 +136,7 @@ def _judge_flatten(fn, case):
         raise Mismatch(f"{where}: you forgot the channels; multiply height × width by the number of channels.")
     if got > want and got % want == 0:
         raise Mismatch(f"{where}: that counts the whole dummy batch; count the features of one image "
-                       "(out.shape[1:] or out[0].numel()).")
+                       "(the output's C·H·W, without the batch dimension).")
     if got == out[0]:
         raise Mismatch(f"{where}: that is only the number of channels; multiply by height and width too.")
     raise Mismatch(f"{where}, which is wrong: pass a dummy batch torch.zeros(1, *input_shape) through "
@@ -202,12 +202,12 @@ def _judge_block(fn, case):
         raise Mismatch("there is no nn.ReLU(): without it two blocks collapse into one linear map.")
     pools = _layers(block, nn.MaxPool2d)
     if len(pools) != 1 or pools[0].kernel_size not in (2, (2, 2)):
-        raise Mismatch("add one nn.MaxPool2d(2) to halve the height and width.")
+        raise Mismatch("add one nn.MaxPool2d with a 2×2 window to halve the height and width.")
     norms = _layers(block, nn.BatchNorm2d)
     if _layers(block, nn.BatchNorm1d):
         raise Mismatch("use nn.BatchNorm2d for images (one mean and variance per channel), not BatchNorm1d.")
     if len(norms) != 1 or norms[0].num_features != cout:
-        raise Mismatch(f"add one nn.BatchNorm2d(out_channels): it normalises each of the {cout} channels.")
+        raise Mismatch(f"add one nn.BatchNorm2d after the pooling: it normalises each of the block's {cout} channels.")
     if next(iter(block.children()), None) is not conv:
         raise Mismatch("the convolution should come first: it is the layer that sees the input channels.")
     order = [_KINDS[type(m)] for m in block.modules() if type(m) in _KINDS]
@@ -377,8 +377,8 @@ def _build(fn, c1, c2, hidden):
         return model, 0
     blocks = [(b.in_channels, b.out_channels) for b in model.modules() if isinstance(b, StandInBlock)]
     if blocks != [(1, c1), (c1, c2)]:
-        raise Mismatch(f"build_cnn({c1}, {c2}, {hidden}) makes the blocks {blocks}: it should call conv_block(1, c1) "
-                       "and then conv_block(c1, c2), once each, in that order.")
+        raise Mismatch(f"build_cnn({c1}, {c2}, {hidden}) makes the blocks {blocks}: it should call your conv_block "
+                       "twice, from 1 channel to c1 and then from c1 to c2, in that order.")
     stand_ins = sum(n_params(b) for b in model.modules() if isinstance(b, StandInBlock))
     return model, stand_ins + _classifier_params(c2, hidden)
 

@@ -228,7 +228,7 @@ def _dataset_error(message: str) -> str | None:
     if "'NoneType' object is not callable" in message:
         return "transform may be None: apply it only when one was given (if self.transform is not None)."
     if "cannot be interpreted as an integer" in message or "should return >= 0" in message:
-        return "__len__ must return one int: the number of examples, len(self.labels)."
+        return "__len__ must return one int: the number of examples (one per label)."
     if "takes" in message and "positional argument" in message:
         return "the class takes (images, labels, transform=None), and __getitem__ takes (self, index)."
     return None
@@ -321,7 +321,7 @@ def _judge_train(fn, case):
     got = _number(call_answer(fn, mine, loader, loss_fn, opt, torch.device("cpu"),
                               name="train_one_epoch", explain=_train_error), "train_one_epoch(...)")
     if not probe.modes:
-        raise Mismatch("the model was never called: compute outputs = model(images) for every batch.")
+        raise Mismatch("the model was never called: compute its outputs on every batch of images.")
     _moved_to_device(probe, loss_fn, "the loop")
     if not all(probe.modes):
         raise Mismatch("the model ran in eval mode: call model.train() at the start (evaluate() leaves it in "

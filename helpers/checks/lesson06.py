@@ -67,13 +67,14 @@ def _judge_split(fn, case):
     if len(val) != want_val:
         if abs(len(val) - expected_val) < 1:
             raise Mismatch(f"with val_fraction={fraction} the validation part of {n} examples holds {len(val)}: the "
-                           f"exercise fixes int(len(dataset) * val_fraction) = {want_val}, which rounds down "
+                           f"exercise fixes the validation size as val_fraction × the number of examples, "
+                           f"{want_val} here, which rounds down "
                            "(truncates), not to the nearest whole number and not up.")
         raise Mismatch(f"with val_fraction={fraction} the validation part of {n} examples should hold "
                        f"int({n} * {fraction}) = {want_val}, not {len(val)}.")
     if (train, val) != again:
         raise Mismatch("two calls with the same seed gave different splits: pass "
-                       "generator=torch.Generator().manual_seed(seed) to random_split.")
+                       "random_split a torch.Generator seeded with manual_seed and `seed`.")
     if sorted(val) == val and val[-1] - val[0] == len(val) - 1:
         raise Mismatch("the validation part is one contiguous block: shuffle before splitting (random_split does).")
     if (train, val) == other:
@@ -224,8 +225,8 @@ def _judge_stopping(cls, case):
                            "changes nothing outside.")
         if restored == last:
             raise Mismatch("restore() gave back the last weights, not the best: model.state_dict() holds references "
-                           "to the live tensors, which training keeps changing. Keep a copy: "
-                           "copy.deepcopy(model.state_dict()).")
+                           "to the live tensors, which training keeps changing. Keep a deep copy "
+                           "(copy.deepcopy) of the best ones.")
         raise Mismatch("restore() did not load the weights of the epoch with the lowest validation loss.")
 
 
