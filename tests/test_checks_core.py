@@ -123,12 +123,15 @@ def test_mismatch_is_an_exception():
 @pytest.mark.parametrize("lesson", [lesson.name for lesson in find_lessons(ROOT)])
 def test_every_lessons_checks_have_staged_hints_and_the_notebooks_points(lesson):
     """helpers/checks/lessonNN.py has one exercise per answer cell of the notebook, in order, each
-    worth the points of its graded cells and with two staged hints."""
+    worth the points of its graded cells and with at least three staged hints (the idea, the pieces, a
+    skeleton: issue 13, part 4); tests/test_hints.py checks what the stages say."""
     checks = importlib.import_module(f"helpers.checks.lesson{lesson[:2]}")
     nb = nbformat.read(ROOT / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
     assert [points for _, points in exercises(nb)] == [ex.points for ex in checks.EXERCISES]
     for ex in checks.EXERCISES:
-        assert "hint 1 of 2" in str(ex.hint(1)) and "hint 2 of 2" in str(ex.hint(2)), ex.title
+        total = ex.hint(1).total
+        assert total >= 3, f"{ex.title} has {total} hint stages; give it at least 3"
+        assert all(f"hint {k} of {total}" in str(ex.hint(k)) for k in range(1, total + 1)), ex.title
         assert ex.title.startswith(f"Exercise {ex.number} (") and "((" not in ex.title, ex.title
 
 
@@ -140,3 +143,11 @@ def test_every_lessons_checks_have_staged_hints_and_the_notebooks_points(lesson)
 ])
 def test_describe_names_numpy_scalars_and_numbers_as_they_are(value, text):
     assert describe(value) == text
+
+
+def test_a_skeleton_hint_keeps_its_lines():
+    """A multi-line hint stage (a skeleton with ____ blanks) starts on its own line and keeps its indentation."""
+    ex = Exercise(9, "double", points=1, judge=_judge, cases=lambda: [torch.ones(2)],
+                  hints=["idea", "pieces", "for ____ in x:\n    ____"])
+    assert str(ex.hint(3)).endswith("hint 3 of 3: \nfor ____ in x:\n    ____")
+    assert "<pre" in ex.hint(3)._repr_html_() and "<pre" not in ex.hint(1)._repr_html_()

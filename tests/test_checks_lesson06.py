@@ -39,7 +39,7 @@ def test_ex1_rounding_where_the_prompt_fixes_truncation_is_caught():
     def rounded(dataset, fraction, seed):
         n_val = round(len(dataset) * fraction)
         return random_split(dataset, [len(dataset) - n_val, n_val], generator=torch.Generator().manual_seed(seed))
-    assert_incorrect(L.ex1.check(rounded), "int(len(dataset) * val_fraction)", "rounds down")
+    assert_incorrect(L.ex1.check(rounded), "val_fraction ×", "rounds down")
     with pytest.raises(AssertionError, match="rounds down"):
         L.ex1.grade(rounded, cases=[(11, 0.5, 0)])
     n_val = lambda d, f: int(len(d) * f)  # noqa: E731

@@ -79,15 +79,20 @@ class Hint:
     text: str
 
     def __str__(self) -> str:
-        return f"💡 {self.title}, hint {self.level} of {self.total}: {self.text}"
+        # a skeleton (several lines of code with ____ blanks) starts on its own line
+        text = f"\n{self.text}" if "\n" in self.text else self.text
+        return f"💡 {self.title}, hint {self.level} of {self.total}: {text}"
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
+        text = html.escape(self.text)
+        if "\n" in self.text:
+            text = f'<pre style="margin:4px 0 0;background:none">{text}</pre>'
         return (
             '<div style="border-left:4px solid #2166ac;background:#eaf1fb;padding:6px 10px;'
             f'color:#222">💡 <b>{html.escape(self.title)}</b>, hint {self.level} of '
-            f"{self.total}: {html.escape(self.text)}</div>"
+            f"{self.total}: {text}</div>"
         )
 
 

@@ -71,8 +71,9 @@ ex1 = Exercise(
     1, "to_float_pixels", points=1, judge=_judge_pixels, cases=_cases_pixels,
     hints=[
         "Two things must change: the dtype (uint8 to float32) and the range (0..255 to 0..1).",
-        "Convert first, then scale: `images.float()` gives float32; dividing by the "
-        "largest uint8 value maps 255 to 1.0.",
+        "Tensor.float() (or .to(torch.float32)) changes the dtype; dividing a tensor by a number divides "
+        "every element. The largest uint8 value is 255.",
+        "return images.____() / ____",
     ],
 )
 
@@ -123,8 +124,11 @@ def _cases_standardize():
 ex2 = Exercise(
     2, "standardize_features", points=2, judge=_judge_standardize, cases=_cases_standardize,
     hints=[
-        "Rows are samples, columns are features: each column needs its own mean and std.",
-        "`x.mean(dim=0)` has shape (n_features,); broadcasting stretches it over every row.",
+        "Rows are samples, columns are features: each column needs its own mean and std, and no loop is "
+        "needed.",
+        "Tensor.mean(dim=0) and Tensor.std(dim=0) give one value per column, of shape (n_features,); "
+        "broadcasting applies them to every row of x.",
+        "mean = x.____(dim=____)\nstd = ____\nreturn (____ - ____) / ____",
     ],
 )
 
@@ -171,10 +175,11 @@ def _cases_linear():
 ex3 = Exercise(
     3, "linear_forward", points=2, judge=_judge_linear, cases=_cases_linear,
     hints=[
-        "Shapes first: x is (batch, in_features), weight is (out_features, in_features), "
-        "the answer is (batch, out_features).",
-        "`x @ weight.T` has shape (batch, out_features); the bias of shape (out_features,) "
-        "broadcasts over the batch.",
+        "Shapes first: x is (batch, in_features), weight is (out_features, in_features), the answer is "
+        "(batch, out_features).",
+        "The @ operator multiplies matrices; .T transposes weight to (in_features, out_features); a bias "
+        "of shape (out_features,) broadcasts over the batch. F.linear is not allowed here.",
+        "return x @ ____ + ____",
     ],
 )
 
@@ -228,8 +233,9 @@ ex4 = Exercise(
     4, "flatten_images", points=2, judge=_judge_flatten, cases=_cases_flatten,
     hints=[
         "The batch dimension (dimension 0) must stay; all the others become one.",
-        "`images.flatten(start_dim=1)` or `images.reshape(len(images), -1)`: -1 asks PyTorch "
-        "to compute the size, so it works for any image shape.",
+        "Tensor.flatten(start_dim=...) merges every dimension from start_dim on; Tensor.reshape(n, -1) "
+        "works too, -1 asking PyTorch to compute that size, so it works for any image shape.",
+        "return images.flatten(start_dim=____)    # or: images.reshape(____, -1)",
     ],
 )
 
@@ -293,8 +299,12 @@ def _cases_grads():
 ex5 = Exercise(
     5, "mse_grads", points=3, judge=_judge_grads, cases=_cases_grads,
     hints=[
-        "Write pred = w * x + b and r = pred - y. The loss is the sum of r². Use the chain rule.",
-        "dL/dw = sum of 2·r·x and dL/db = sum of 2·r: return both as 0-dimensional tensors.",
+        "Write pred = w * x + b and r = pred - y. The loss is the sum of r². Use the chain rule on each "
+        "term.",
+        "Only tensor arithmetic (*, +, -) and Tensor.sum(): each gradient is a sum over the data points, "
+        "a 0-dimensional tensor. No backward() or .grad here.",
+        "residual = ____ - y            # pred - y, one value per data point\n"
+        "grad_w = (2 * ____ * ____).sum()\ngrad_b = ____\nreturn grad_w, grad_b",
     ],
 )
 
@@ -314,7 +324,7 @@ def _sgd_reference(x, y, lr, steps, *, zero_grad=True):
     return w.detach(), b.detach()
 
 
-NO_OPTIM = ("the exercise asks for the update written by hand (w -= lr * w.grad inside torch.no_grad()), "
+NO_OPTIM = ("the exercise asks for the update written by hand (in place, inside torch.no_grad()), "
             "not torch.optim: drop the optimizer.")
 NO_MSE_GRADS = ("the exercise asks for autograd's gradients (loss.backward() and w.grad), not the hand-derived "
                 "mse_grads from Exercise 5.")
@@ -376,8 +386,8 @@ def _fit_error(message: str) -> str | None:
     if "leaf Variable that requires grad" in message:
         return "Update the parameters inside `with torch.no_grad():`."
     if "NoneType" in message:
-        return ("A .grad was None: `w = w - lr * w.grad` makes a new tensor that is not a leaf; "
-                "update in place (w -= lr * w.grad) inside `with torch.no_grad():`.")
+        return ("A .grad was None: `w = w - ...` makes a new tensor that is not a leaf; "
+                "update w in place (with -=) inside `with torch.no_grad():`.")
     if "backward through the graph a second time" in message:
         return "Compute the loss again inside the loop, from the current w and b."
     return None
@@ -393,7 +403,7 @@ def _fit_advice(gw, gb, x, y, lr, steps):
         if k >= 0 and same(_sgd_reference(x, y, lr, k)):
             return f"you took {k} steps instead of {steps}."
     return ("w and b differ from gradient descent on the summed squared error, starting from "
-            "w = b = 0: check the start values, the loss and the update w -= lr * w.grad.")
+            "w = b = 0: check the start values, the loss and the update (a step of lr against the gradient).")
 
 
 def _cases_fit():
@@ -406,10 +416,15 @@ def _cases_fit():
 ex6 = Exercise(
     6, "fit_line", points=3, judge=_judge_fit, cases=_cases_fit,
     hints=[
-        "Start from w = torch.zeros((), requires_grad=True) (and the same for b). Each step: "
-        "loss, loss.backward(), update, reset the gradients.",
-        "Update inside `with torch.no_grad():` with `w -= lr * w.grad`, then `w.grad.zero_()`; "
-        "otherwise the gradients of every step add up.",
+        "Gradient descent with autograd: w and b start at 0 as tensors that require gradients. Each step:"
+        " the loss, autograd's gradients, a small move of w and b against them, then reset the gradients.",
+        "torch.zeros with shape () and requires_grad=True; loss.backward() fills w.grad and b.grad; the "
+        "update goes inside `with torch.no_grad():`, in place with -=; Tensor.zero_() on a .grad resets "
+        "it, otherwise the gradients of every step add up. Not torch.optim.",
+        "w = torch.zeros(____)\nb = ____\nfor _ in range(____):\n"
+        "    loss = ____              # summed squared error of w * x + b against y\n    loss.____()\n"
+        "    with torch.no_grad():\n        w -= ____\n        b -= ____\n"
+        "        ____                 # reset both gradients\nreturn ____",
     ],
 )
 

@@ -250,9 +250,13 @@ ex1 = Exercise(
     cases=lambda: [torch.rand(6, 1, 28, 28, generator=_gen(11))], needs_callable=False,
     hints=[
         "Both models compute flatten -> Linear(784, 128) -> ReLU -> Linear(128, 10) and return logits.",
-        "nn.Sequential runs its layers in the order you list them, starting with nn.Flatten(). In the class: "
-        "super().__init__() first, each nn.Linear assigned to self in __init__; forward flattens, then "
-        "layer, relu, layer.",
+        "nn.Sequential runs the layers you list in order: nn.Flatten, nn.Linear, nn.ReLU, nn.Linear. In "
+        "the class: super().__init__() first, each nn.Linear assigned to self in __init__; forward uses "
+        "Tensor.flatten(start_dim=1) and torch.relu. No softmax at the end.",
+        "# make_sequential_mlp:\nreturn nn.Sequential(nn.Flatten(), ____, ____, ____)\n# MLP.__init__:\n"
+        "super().__init__()\nself.fc1 = nn.Linear(____, ____)\nself.fc2 = ____\n# MLP.forward:\n"
+        "x = ____                    # (N, 1, 28, 28) -> (N, 784)\n"
+        "return ____                 # layer, relu, layer",
     ],
 )
 
@@ -312,10 +316,10 @@ def _cases_count():
 ex2 = Exercise(
     2, "count_parameters", points=2, judge=_judge_count, cases=_cases_count,
     hints=[
-        "model.parameters() yields every weight and bias tensor; p.numel() is the number of values in one, "
-        "and p.requires_grad says whether training changes it.",
-        "Loop over model.parameters(), keep those with p.requires_grad and add up their p.numel(): "
-        "sum() over a generator expression does it in one line.",
+        "Every weight and bias is a tensor: count the values in each trainable one and add the counts up.",
+        "model.parameters() yields every weight and bias tensor; p.numel() is the number of values in "
+        "one, and p.requires_grad says whether training changes it; sum() adds up a generator expression.",
+        "return sum(____ for p in ____ if ____)",
     ],
 )
 
@@ -347,6 +351,7 @@ ex3 = Exercise(
     hints=[
         "The MLP has three nn.Linear layers: 784 -> 512, 512 -> 256 and 256 -> 10.",
         "nn.Linear(in, out) holds an (out, in) weight and an (out,) bias: in * out + out numbers.",
+        "n_params = (784 * ____ + ____) + (____ * 256 + ____) + (____ + ____)",
     ],
 )
 
@@ -356,7 +361,7 @@ ex3 = Exercise(
 
 SHARED_LAYERS = ("linear1 and linear2 are one and the same layer (`self.linear1 = self.linear2 = nn.Linear(...)`, "
                  "or shared weights): the block needs two layers with weights of their own, so create "
-                 "nn.Linear(features, features) twice.")
+                 "two separate nn.Linear layers.")
 
 
 def _judge_skip(cls, case):
@@ -393,8 +398,11 @@ ex4 = Exercise(
     cases=lambda: [(8, torch.randn(5, 8, generator=_gen(12)))],
     hints=[
         "Keep the input: compute the branch relu(linear2(relu(linear1(x)))) from x, then add x to it.",
-        "Don't overwrite x: compute the branch into a new variable and return it plus x. Both layers are "
-        "nn.Linear(features, features), so the shapes match.",
+        "Two nn.Linear layers, each from features to features, assigned to self after super().__init__(); torch.relu "
+        "applies the activation; + adds the input back (the shapes match). Don't overwrite x: put the "
+        "branch in a new variable.",
+        "# __init__:\nsuper().__init__()\nself.linear1 = ____\nself.linear2 = ____\n# forward:\n"
+        "out = torch.relu(____)\nout = ____\nreturn ____ + ____",
     ],
 )
 
@@ -468,6 +476,10 @@ ex5 = Exercise(
         "Go one layer at a time and write down (batch, channels, height, width) after each.",
         "Conv2d: (H + 2·padding - kernel_size) + 1; MaxPool2d(2): half; Flatten(start_dim=2) keeps 2 "
         "dimensions; LSTM(batch_first=True) outputs (batch, sequence, hidden_size).",
+        "shapes = [\n    (8, ____, ____, ____),   # Conv2d\n    (8, ____, ____, ____),   # MaxPool2d\n"
+        "    (8, ____, ____, ____),   # Conv2d\n    (8, ____, ____, ____),   # MaxPool2d\n"
+        "    (8, ____, ____),         # Flatten(start_dim=2)\n    (8, ____, ____),         # LSTM\n"
+        "    (8, ____),               # Flatten\n    (8, ____),               # Linear\n]",
     ],
 )
 
@@ -492,6 +504,8 @@ ex6 = Exercise(
         "Run BrokenNet()(images) and read each error.",
         "Call super().__init__() first; a flattened image has 28*28 = 784 features; nn.ReLU(x) builds a "
         "layer, torch.relu(x) applies one.",
+        "# __init__:\nsuper().__init__()\nself.fc1 = nn.Linear(____, 28)\nself.fc2 = ____\n# forward:\n"
+        "x = x.flatten(____)\nx = ____(self.fc1(x))\nreturn ____",
     ],
 )
 

@@ -155,8 +155,10 @@ ex1 = Exercise(
     hints=[
         "softmax(x) = exp(x) / sum(exp(x)) along dim. Subtracting the same number from every entry of a "
         "slice does not change the result, but it keeps exp from overflowing.",
-        "Subtract logits.amax(dim, keepdim=True): keepdim=True leaves a dimension of size 1 that broadcasts "
-        "back along dim. Sum with keepdim=True too.",
+        "Tensor.amax(dim, keepdim=True) for the largest entry of each slice, Tensor.exp(), and "
+        "Tensor.sum(dim, keepdim=True); keepdim=True leaves a dimension of size 1 that broadcasts back "
+        "along dim. Not torch.softmax, F.softmax or nn.Softmax.",
+        "shifted = logits - ____      # the max along dim, keepdim=True\ne = ____.exp()\nreturn e / ____",
     ],
 )
 
@@ -164,8 +166,11 @@ ex2 = Exercise(
     2, "log_softmax", points=2, judge=lambda fn, case: _judge_softmax(fn, case, log=True), cases=_cases_softmax,
     hints=[
         "log(exp(a) / s) = a - log(s): never take the log of a probability that may have rounded to 0.",
-        "With z the logits minus their max along dim, log_softmax is z minus the log of the sum of exp(z) "
-        "along dim (keepdim=True).",
+        "Tensor.amax(dim, keepdim=True) to shift the logits, then Tensor.exp(), .sum(dim, keepdim=True) "
+        "and .log(), or torch.logsumexp. Not torch.log_softmax, F.log_softmax or nn.LogSoftmax.",
+        "z = logits - ____            # shift by the max along dim\n"
+        "log_sum = ____               # log of the sum of exp(z) along dim, keepdim=True\n"
+        "return ____ - ____",
     ],
 )
 
@@ -242,10 +247,13 @@ def _cases_ce():
 ex3 = Exercise(
     3, "cross_entropy", points=3, judge=_judge_ce, cases=_cases_ce,
     hints=[
-        "Cross-entropy is -log p(correct class), averaged over the batch, with p the softmax of the logits. "
-        "Work in log space from the start.",
-        "Take log-probabilities along dim=1 (log_softmax, or logits minus logits.logsumexp), then pick row "
-        "i's entry targets[i] with logp[torch.arange(N), targets], and average.",
+        "Cross-entropy is -log p(correct class), averaged over the batch, with p the softmax of the "
+        "logits. Work in log space from the start.",
+        "Log-probabilities along dim=1: torch.logsumexp (or F.log_softmax, or your log_softmax). Pick row"
+        " i's entry targets[i] by indexing with torch.arange(N) and targets (or Tensor.gather), then "
+        ".mean(). Not F.cross_entropy or nn.CrossEntropyLoss.",
+        "logp = ____                  # (N, C) log-probabilities\n"
+        "picked = logp[____, ____]    # (N,): each row's log-probability of its target\nreturn ____",
     ],
 )
 
@@ -330,6 +338,8 @@ ex4 = Exercise(
         "Ask of each target: a real number, one class out of many, several yes/no answers, or a count?",
         "Classification losses in torch.nn.functional take raw scores (logits) and apply the softmax or "
         "sigmoid themselves; a count's Poisson loss takes the log of the rate.",
+        "loss_choices = {\n    \"house_price\": (____, ____),\n    \"digit\": (____, ____),\n"
+        "    \"tags\": (____, ____),\n    \"events_per_hour\": (____, ____),\n}",
     ],
 )
 
@@ -370,13 +380,13 @@ def _watch_steps():
 
 
 def _sgd_rules(seen, steps, lr):
-    """The prompt fixes torch.optim.SGD(model.parameters(), lr=lr) and `steps` full-batch steps."""
+    """The prompt fixes plain SGD on the model's parameters with the given lr, and `steps` full-batch steps."""
     if not seen["optimizers"]:
-        raise Mismatch("fit_regression never called optimizer.step(): the exercise asks for "
-                       "torch.optim.SGD(model.parameters(), lr=lr), stepped once per pass over the data.")
+        raise Mismatch("fit_regression never called optimizer.step(): the exercise asks for torch.optim.SGD "
+                       "on the model's parameters with the given lr, stepped once per pass over the data.")
     for optimizer in seen["optimizers"]:
         if not isinstance(optimizer, torch.optim.SGD):
-            raise Mismatch(f"the exercise asks for plain SGD, torch.optim.SGD(model.parameters(), lr=lr), "
+            raise Mismatch(f"the exercise asks for plain SGD (torch.optim.SGD), "
                            f"not {type(optimizer).__name__}.")
         for group in optimizer.param_groups:
             if not math.isclose(float(group["lr"]), lr, rel_tol=1e-9):
@@ -418,7 +428,7 @@ def _judge_fit(fn, case):
     best_pred = torch.cat([x.double(), ones], 1) @ best
     loss, best_loss = F.mse_loss(pred.double(), y.double()).item(), F.mse_loss(best_pred, y.double()).item()
     if not math.isfinite(loss):
-        raise Mismatch("the loss diverged to inf or nan: use the given lr and F.mse_loss(model(x), y).")
+        raise Mismatch("the loss diverged to inf or nan: use the given lr and the mean squared error (F.mse_loss).")
     if loss > best_loss * 1.02 + 1e-4 or not values_close(pred, best_pred, rtol=1e-2, atol=1e-2):
         raise Mismatch(f"the trained model's mean squared error is {loss:.4g}, too far above the least-squares "
                        "fit: train for all the steps with the given lr, zero the gradients every step, and "
@@ -436,8 +446,12 @@ ex5 = Exercise(
     5, "fit_regression", points=3, judge=_judge_fit, cases=_cases_fit,
     hints=[
         "Every step: zero the gradients, compute the loss from the model's output, backward, step.",
-        "Create the model and torch.optim.SGD(model.parameters(), lr=lr) once, before the loop. In the loop: "
-        "optimizer.zero_grad(), the loss F.mse_loss(model(x), y), loss.backward(), optimizer.step().",
+        "nn.Linear(in_features, 1) is the model (x.shape[1] is in_features); torch.optim.SGD over "
+        "model.parameters() with the learning rate lr, created once before the loop; F.mse_loss; then "
+        "optimizer.zero_grad(), loss.backward(), optimizer.step() in every step.",
+        "model = nn.Linear(____, 1)\noptimizer = torch.optim.SGD(____, lr=____)\nfor _ in range(____):\n"
+        "    optimizer.zero_grad()\n    loss = ____\n    loss.backward()\n    optimizer.step()\n"
+        "return model",
     ],
 )
 
@@ -488,8 +502,11 @@ ex6 = Exercise(
     hints=[
         "Write the loss with log σ(x) and log(1 - σ(x)) in terms of x: both are -softplus of ±x, and "
         "softplus(z) = log(1 + exp(z)) can be computed without overflow.",
-        "log σ(x) = -softplus(-x) and log(1 - σ(x)) = -softplus(x); softplus(z) = max(z, 0) + log1p(exp(-|z|)) "
-        "never overflows.",
+        "Per element the loss is softplus(x) - t·x. F.softplus computes softplus stably; by hand, max(z, "
+        "0) + log1p(exp(-|z|)) with Tensor.clamp(min=0), torch.log1p, torch.exp and Tensor.abs(). Then "
+        ".mean(). Not F.binary_cross_entropy_with_logits, nn.BCEWithLogitsLoss or F.binary_cross_entropy.",
+        "per_element = ____ - logits * targets    # softplus(logits), computed without overflow\n"
+        "return ____",
     ],
 )
 

@@ -88,10 +88,13 @@ def _cases_size():
 ex1 = Exercise(
     1, "conv_output_size", points=2, judge=_judge_size, cases=_cases_size,
     hints=[
-        "Pad first: the padded image is size + 2·padding wide. Then count how many positions a "
-        "kernel of width kernel_size can take when it moves `stride` pixels at a time.",
-        "out = (size + 2 * padding - kernel_size) // stride + 1. A max-pool is the same formula "
-        "with stride = kernel_size.",
+        "Pad first: the padded image is size + 2·padding wide. Then count how many positions a kernel of "
+        "width kernel_size can take when it moves `stride` pixels at a time.",
+        "Integer arithmetic only: + and - for the padded width and the kernel, // (floor division: "
+        "PyTorch rounds down) for the stride, and the first position counts too. A max-pool uses the same"
+        " arithmetic with stride = kernel_size. Don't build a layer here.",
+        "padded = ____                # the width after padding both sides\n"
+        "return (____ - ____) // ____ + ____",
     ],
 )
 
@@ -133,7 +136,7 @@ def _judge_flatten(fn, case):
         raise Mismatch(f"{where}: you forgot the channels; multiply height × width by the number of channels.")
     if got > want and got % want == 0:
         raise Mismatch(f"{where}: that counts the whole dummy batch; count the features of one image "
-                       "(out.shape[1:] or out[0].numel()).")
+                       "(the output's C·H·W, without the batch dimension).")
     if got == out[0]:
         raise Mismatch(f"{where}: that is only the number of channels; multiply by height and width too.")
     raise Mismatch(f"{where}, which is wrong: pass a dummy batch torch.zeros(1, *input_shape) through "
@@ -155,10 +158,11 @@ def _cases_flatten():
 ex2 = Exercise(
     2, "flatten_size", points=2, judge=_judge_flatten, cases=_cases_flatten,
     hints=[
-        "You don't need the formula: run a dummy batch of one image through `features` and look at "
-        "the shape that comes out.",
-        "`out = features(torch.zeros(1, *input_shape))` has shape (1, C, H, W); the flatten size is "
-        "C·H·W, e.g. `out[0].numel()` (wrap it in torch.no_grad()).",
+        "You don't need the formula: run a dummy batch of one image through `features` and look at the "
+        "shape that comes out.",
+        "torch.zeros(1, *input_shape) is a batch of one blank image; call `features` on it inside "
+        "torch.no_grad(); Tensor.numel() of the first image's output counts C·H·W.",
+        "with torch.no_grad():\n    out = ____(torch.zeros(____))     # (1, C, H, W)\nreturn ____",
     ],
 )
 
@@ -198,12 +202,12 @@ def _judge_block(fn, case):
         raise Mismatch("there is no nn.ReLU(): without it two blocks collapse into one linear map.")
     pools = _layers(block, nn.MaxPool2d)
     if len(pools) != 1 or pools[0].kernel_size not in (2, (2, 2)):
-        raise Mismatch("add one nn.MaxPool2d(2) to halve the height and width.")
+        raise Mismatch("add one nn.MaxPool2d with a 2×2 window to halve the height and width.")
     norms = _layers(block, nn.BatchNorm2d)
     if _layers(block, nn.BatchNorm1d):
         raise Mismatch("use nn.BatchNorm2d for images (one mean and variance per channel), not BatchNorm1d.")
     if len(norms) != 1 or norms[0].num_features != cout:
-        raise Mismatch(f"add one nn.BatchNorm2d(out_channels): it normalises each of the {cout} channels.")
+        raise Mismatch(f"add one nn.BatchNorm2d after the pooling: it normalises each of the block's {cout} channels.")
     if next(iter(block.children()), None) is not conv:
         raise Mismatch("the convolution should come first: it is the layer that sees the input channels.")
     order = [_KINDS[type(m)] for m in block.modules() if type(m) in _KINDS]
@@ -230,10 +234,13 @@ def _cases_block():
 ex3 = Exercise(
     3, "conv_block", points=2, judge=_judge_block, cases=_cases_block,
     hints=[
-        "Four layers in nn.Sequential: a 5×5 convolution, the ReLU, a 2×2 max-pool, then batch norm "
-        "over the out_channels channels.",
-        "nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2), "
-        "nn.BatchNorm2d(out_channels)).",
+        "Four layers in nn.Sequential: a 5×5 convolution, the ReLU, a 2×2 max-pool, then batch norm over "
+        "the out_channels channels.",
+        "nn.Sequential holds them in order; the classes are nn.Conv2d (in channels, out channels, "
+        "kernel_size), nn.ReLU, nn.MaxPool2d (its kernel size) and nn.BatchNorm2d (the number of "
+        "channels).",
+        "return nn.Sequential(\n    nn.Conv2d(____, ____, kernel_size=____),\n    ____,\n"
+        "    nn.MaxPool2d(____),\n    nn.BatchNorm2d(____),\n)",
     ],
 )
 
@@ -275,10 +282,12 @@ def _cases_conv_params():
 ex4 = Exercise(
     4, "conv_params", points=1, judge=_judge_conv_params, cases=_cases_conv_params,
     hints=[
-        "A convolution has out_channels filters. Each filter looks at a k × k window of every input channel, "
-        "and each output channel has one bias.",
-        "out_channels * (in_channels * kernel_size * kernel_size) + out_channels; the image size does not "
-        "appear, because every position shares the same filters.",
+        "A convolution has out_channels filters. Each filter looks at a k × k window of every input "
+        "channel, and each output channel has one bias.",
+        "Only * and +: one filter holds in_channels × kernel_size × kernel_size weights; count the "
+        "filters, then add the biases. The image size does not appear, because every position shares the "
+        "same filters. Don't build an nn.Conv2d here.",
+        "weights_per_filter = ____\nreturn ____ * weights_per_filter + ____",
     ],
 )
 
@@ -368,8 +377,8 @@ def _build(fn, c1, c2, hidden):
         return model, 0
     blocks = [(b.in_channels, b.out_channels) for b in model.modules() if isinstance(b, StandInBlock)]
     if blocks != [(1, c1), (c1, c2)]:
-        raise Mismatch(f"build_cnn({c1}, {c2}, {hidden}) makes the blocks {blocks}: it should call conv_block(1, c1) "
-                       "and then conv_block(c1, c2), once each, in that order.")
+        raise Mismatch(f"build_cnn({c1}, {c2}, {hidden}) makes the blocks {blocks}: it should call your conv_block "
+                       "twice, from 1 channel to c1 and then from c1 to c2, in that order.")
     stand_ins = sum(n_params(b) for b in model.modules() if isinstance(b, StandInBlock))
     return model, stand_ins + _classifier_params(c2, hidden)
 
@@ -436,10 +445,13 @@ class _CnnExercise(Exercise):
 ex5 = _CnnExercise(
     5, "build_cnn", points=3, judge=_judge_cnn, cases=_cases_cnn,
     hints=[
-        "Two of your conv blocks (1 → c1, then c1 → c2), nn.Flatten(), then a small classifier. After two "
-        "blocks a 28×28 image is 4×4, with c2 channels.",
-        "nn.Sequential(conv_block(1, c1), conv_block(c1, c2), nn.Flatten(), nn.Linear(c2 * 4 * 4, hidden), "
-        "nn.ReLU(), nn.Linear(hidden, 10)).",
+        "Two of your conv blocks (1 → c1, then c1 → c2), nn.Flatten(), then a small classifier. After two"
+        " blocks a 28×28 image is 4×4, with c2 channels.",
+        "nn.Sequential with your conv_block twice, nn.Flatten, then nn.Linear, nn.ReLU and nn.Linear: the"
+        " first nn.Linear takes c2 × 4 × 4 features, the last gives 10 logits.",
+        "return nn.Sequential(\n    conv_block(____, ____),     # (N, 1, 28, 28) -> (N, c1, 12, 12)\n"
+        "    conv_block(____, ____),     # -> (N, c2, 4, 4)\n    nn.Flatten(),\n"
+        "    nn.Linear(____, ____),\n    nn.ReLU(),\n    nn.Linear(____, ____),      # -> (N, 10) logits\n)",
     ],
 )
 

@@ -139,7 +139,8 @@ ex1 = Exercise(
     hints=[
         "Ask PyTorch in order: is there CUDA? is there MPS? Otherwise the CPU.",
         "torch.cuda.is_available() and torch.backends.mps.is_available() answer True or False; "
-        "return torch.device('cuda'), torch.device('mps') or torch.device('cpu').",
+        "torch.device(name) makes a device from its name, 'cuda', 'mps' or 'cpu'.",
+        "if ____:\n    return torch.device(____)\nif ____:\n    return ____\nreturn ____",
     ],
 )
 
@@ -227,7 +228,7 @@ def _dataset_error(message: str) -> str | None:
     if "'NoneType' object is not callable" in message:
         return "transform may be None: apply it only when one was given (if self.transform is not None)."
     if "cannot be interpreted as an integer" in message or "should return >= 0" in message:
-        return "__len__ must return one int: the number of examples, len(self.labels)."
+        return "__len__ must return one int: the number of examples (one per label)."
     if "takes" in message and "positional argument" in message:
         return "the class takes (images, labels, transform=None), and __getitem__ takes (self, index)."
     return None
@@ -238,8 +239,11 @@ ex2 = Exercise(
     hints=[
         "A map-style Dataset needs three methods: __init__ keeps the tensors and the transform, __len__ "
         "says how many examples there are, __getitem__(index) returns one (image, label) pair.",
-        "In __getitem__: image = self.images[index]; if self.transform is not None: image = "
-        "self.transform(image); return image, self.labels[index].",
+        "Store the arguments as attributes of self; len() of the labels counts the examples; indexing a "
+        "tensor with [index] gives one example; apply the transform only when it `is not None`.",
+        "# __init__:\nself.images = ____\n...                         # the labels and the transform too\n"
+        "# __len__:\nreturn ____\n# __getitem__:\nimage = ____\nif ____:\n    image = ____\n"
+        "return ____, ____",
     ],
 )
 
@@ -317,7 +321,7 @@ def _judge_train(fn, case):
     got = _number(call_answer(fn, mine, loader, loss_fn, opt, torch.device("cpu"),
                               name="train_one_epoch", explain=_train_error), "train_one_epoch(...)")
     if not probe.modes:
-        raise Mismatch("the model was never called: compute outputs = model(images) for every batch.")
+        raise Mismatch("the model was never called: compute its outputs on every batch of images.")
     _moved_to_device(probe, loss_fn, "the loop")
     if not all(probe.modes):
         raise Mismatch("the model ran in eval mode: call model.train() at the start (evaluate() leaves it in "
@@ -354,10 +358,15 @@ def _cases_train():
 ex3 = Exercise(
     3, "train_one_epoch", points=3, judge=_judge_train, cases=_cases_train,
     hints=[
-        "model.train() once at the start; then for every (images, labels) batch: move both to the device, "
-        "zero the gradients, forward, loss, backward, step. Keep a running total of loss × batch size.",
-        "optimizer.zero_grad(); loss = loss_fn(model(images), labels); loss.backward(); optimizer.step(); "
-        "total += loss.item() * len(labels); count += len(labels); finally return total / count.",
+        "One pass over the loader in training mode: for each batch, move it to the device, reset the "
+        "gradients, forward, loss, backward, step. The mean per example needs a running total of loss × "
+        "batch size and a count of examples.",
+        "model.train(); Tensor.to(device); optimizer.zero_grad(), loss_fn(outputs, targets), "
+        "loss.backward(), optimizer.step(); loss.item() turns the batch's mean loss into a Python float; "
+        "len() of a batch is its size.",
+        "model.train()\ntotal, count = 0.0, 0\nfor ____ in loader:\n    images, labels = ____\n"
+        "    optimizer.zero_grad()\n    loss = ____\n    loss.backward()\n    optimizer.step()\n"
+        "    total += ____            # this batch's summed loss\n    count += ____\nreturn ____",
     ],
 )
 
@@ -419,10 +428,14 @@ def _cases_eval():
 ex4 = Exercise(
     4, "evaluate", points=2, judge=_judge_eval, cases=_cases_eval,
     hints=[
-        "Two switches first: model.eval() (dropout and batch norm in evaluation mode) and torch.no_grad() "
-        "(no graph). Then add up the loss × batch size and the number of correct predictions.",
-        "correct += (model(images).argmax(dim=1) == labels).sum().item(); at the end return "
-        "(total_loss / count, correct / count).",
+        "Two switches first: model.eval() (dropout and batch norm in evaluation mode) and torch.no_grad()"
+        " (no graph). Then add up the loss × batch size and the number of correct predictions.",
+        "Tensor.to(device); Tensor.argmax(dim=1) gives each row's predicted class; == against the labels "
+        "gives booleans, and .sum().item() counts the True ones; loss.item() × batch size for the loss.",
+        "model.eval()\ntotal, correct, count = 0.0, 0, 0\nwith torch.no_grad():\n    for ____ in loader:\n"
+        "        images, labels = ____\n        outputs = ____\n        total += ____\n"
+        "        correct += ____      # how many predictions equal their labels\n        count += ____\n"
+        "return ____, ____",
     ],
 )
 
@@ -463,8 +476,10 @@ ex5 = Exercise(
     hints=[
         "One loop has a loss that behaves oddly, one gives a different test accuracy every time you "
         "evaluate the same model, and one reports an accuracy that is too good to be true.",
-        "Gradients add up unless reset; dropout is active in train mode; a model scored on the examples it "
-        "trained on looks better than it is.",
+        "Gradients add up unless reset; dropout is active in train mode; a model scored on the examples "
+        "it trained on looks better than it is.",
+        "diagnosis = {\n    \"loop_a\": ____,    # one of checks.BUGS\n    \"loop_b\": ____,\n"
+        "    \"loop_c\": ____,\n}",
     ],
 )
 

@@ -67,13 +67,14 @@ def _judge_split(fn, case):
     if len(val) != want_val:
         if abs(len(val) - expected_val) < 1:
             raise Mismatch(f"with val_fraction={fraction} the validation part of {n} examples holds {len(val)}: the "
-                           f"exercise fixes int(len(dataset) * val_fraction) = {want_val}, which rounds down "
+                           f"exercise fixes the validation size as val_fraction × the number of examples, "
+                           f"{want_val} here, which rounds down "
                            "(truncates), not to the nearest whole number and not up.")
         raise Mismatch(f"with val_fraction={fraction} the validation part of {n} examples should hold "
                        f"int({n} * {fraction}) = {want_val}, not {len(val)}.")
     if (train, val) != again:
         raise Mismatch("two calls with the same seed gave different splits: pass "
-                       "generator=torch.Generator().manual_seed(seed) to random_split.")
+                       "random_split a torch.Generator seeded with manual_seed and `seed`.")
     if sorted(val) == val and val[-1] - val[0] == len(val) - 1:
         raise Mismatch("the validation part is one contiguous block: shuffle before splitting (random_split does).")
     if (train, val) == other:
@@ -87,10 +88,13 @@ def _cases_split():
 ex1 = Exercise(
     1, "split_dataset", points=2, judge=_judge_split, cases=_cases_split,
     hints=[
-        "Work out the sizes first (the validation part is val_fraction of the data, the training part the "
-        "rest), then let torch.utils.data.random_split draw the examples, with a generator seeded by `seed`.",
-        "n_val = int(len(dataset) * val_fraction); random_split(dataset, [len(dataset) - n_val, n_val], "
-        "generator=torch.Generator().manual_seed(seed)).",
+        "Work out the sizes first: the validation part is val_fraction of the data, rounded down, and the"
+        " training part is the rest. Then draw the examples at random, from a generator seeded by `seed`,"
+        " so that the split is the same every time.",
+        "torch.utils.data.random_split(dataset, lengths, generator=...) cuts a dataset into parts of the "
+        "given lengths; torch.Generator() makes a generator and .manual_seed(seed) seeds it; int() rounds"
+        " down.",
+        "n_val = ____\ngenerator = ____\nreturn random_split(dataset, [____, ____], generator=____)",
     ],
 )
 
@@ -134,9 +138,11 @@ def _cases_best():
 ex2 = Exercise(
     2, "best_epoch", points=1, judge=_judge_best, cases=_cases_best,
     hints=[
-        "Look only at history['val_loss']: the best epoch is where it is lowest. Epoch 1 is list index 0.",
-        "losses = history['val_loss']; return losses.index(min(losses)) + 1 (index() finds the first, earliest, "
-        "occurrence).",
+        "Look only at the validation losses: the best epoch is where they are lowest. Epochs count from "
+        "1, list positions from 0.",
+        "history is a dict of lists, one value per epoch; min() finds the lowest value, and list.index() "
+        "the first (earliest) position of a value.",
+        "losses = ____\nreturn ____ + 1",
     ],
 )
 
@@ -219,8 +225,8 @@ def _judge_stopping(cls, case):
                            "changes nothing outside.")
         if restored == last:
             raise Mismatch("restore() gave back the last weights, not the best: model.state_dict() holds references "
-                           "to the live tensors, which training keeps changing. Keep a copy: "
-                           "copy.deepcopy(model.state_dict()).")
+                           "to the live tensors, which training keeps changing. Keep a deep copy "
+                           "(copy.deepcopy) of the best ones.")
         raise Mismatch("restore() did not load the weights of the epoch with the lowest validation loss.")
 
 
@@ -231,11 +237,17 @@ def _cases_stopping():
 ex3 = Exercise(
     3, "EarlyStopping", points=3, judge=_judge_stopping, cases=_cases_stopping,
     hints=[
-        "Keep three things: the best loss so far, a copy of the weights at that moment, and how many epochs "
-        "in a row have not beaten it. step() updates them and says whether that count reached patience.",
-        "In step(): a lower validation loss than the best so far is a new best (store the loss, a deep copy "
-        "of the model's state_dict, and reset the counter); anything else adds one to the counter. Stop when "
-        "the counter has reached patience. restore() hands the stored copy to the model's load_state_dict.",
+        "Keep three things: the best loss so far, a copy of the weights at that moment, and how many "
+        "epochs in a row have not beaten it. step() updates them and says whether that count reached "
+        "patience.",
+        "Start the best loss at infinity (math.inf) so that the first epoch is a new best; "
+        "model.state_dict() keeps changing as training goes on, so store a copy.deepcopy of it; "
+        "model.load_state_dict() puts stored weights back. Only a strictly lower loss is a new best.",
+        "# __init__:\nself.best_loss = ____        # any first loss must beat it\nself.best_state = None\n"
+        "self.bad_epochs = 0\n# step(val_loss, model):\nif ____:\n"
+        "    ...                      # a new best: the loss, a copy of the weights, the counter back to 0\n"
+        "else:\n    ...                      # one more epoch without a new best\nreturn ____\n"
+        "# restore(model):\n____",
     ],
 )
 
@@ -313,10 +325,13 @@ def _cases_predict():
 ex4 = Exercise(
     4, "predict", points=2, judge=_judge_predict, cases=_cases_predict,
     hints=[
-        "Eval mode and no gradients, one pass over the loader: keep each batch's predicted classes and its "
-        "labels, then join the lists.",
-        "model.eval(); with torch.no_grad(): for images, labels in loader: preds.append(model(images)"
-        ".argmax(dim=1)); truth.append(labels). Return torch.cat(preds), torch.cat(truth).",
+        "Eval mode and no gradients, one pass over the loader: keep each batch's predicted classes and "
+        "its labels, then join the lists.",
+        "model.eval() and torch.no_grad(); Tensor.argmax(dim=1) turns each row of logits into a class; "
+        "list.append collects one tensor per batch; torch.cat joins a list of tensors into one.",
+        "model.eval()\npredictions, labels = [], []\nwith torch.no_grad():\n    for ____ in loader:\n"
+        "        predictions.append(____)     # this batch's predicted classes\n"
+        "        labels.append(____)\nreturn ____, ____",
     ],
 )
 
@@ -357,10 +372,13 @@ def _cases_confusion():
 ex5 = Exercise(
     5, "confusion_matrix", points=2, judge=_judge_confusion, cases=_cases_confusion,
     hints=[
-        "Start from torch.zeros(num_classes, num_classes, dtype=torch.int64) and add 1 at [true, predicted] "
-        "for every example; or turn each pair into one number and count them.",
-        "torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2)"
-        ".reshape(num_classes, num_classes)",
+        "Start from torch.zeros(num_classes, num_classes, dtype=torch.int64) and add 1 at [true, "
+        "predicted] for every example; or turn each pair into one number and count them.",
+        "Either Tensor.index_put_ with accumulate=True on the zeros (or a loop with += 1), or encode each"
+        " (true, predicted) pair as one number from 0 to num_classes² - 1, count the numbers with "
+        "torch.bincount(..., minlength=...) and Tensor.reshape the counts into a square.",
+        "pairs = ____                 # one number per example, from its (true, predicted) pair\n"
+        "counts = torch.bincount(pairs, minlength=____)\nreturn counts.reshape(____, ____)",
     ],
 )
 

@@ -25,7 +25,8 @@ The course's notebooks (`notebooks/`) and the `helpers` package they import.
 
 Write your code where it says `raise NotImplementedError()`, run the cell, then run the
 check below it: it says correct, incorrect (and why), or not attempted. Stuck? Run the
-hints cell (`checks.ex1.hint(1)`, then `hint(2)`). Don't edit the graded cells: they are
+hints cell (`checks.ex1.hint(1)`, then `hint(2)` and `hint(3)`: the idea, the PyTorch pieces,
+a skeleton with blanks). Don't edit the graded cells: they are
 restored when your notebook is graded.
 """
 
