@@ -316,3 +316,24 @@ def torchrun_main(namespace: dict, main: str, folder: str, timeout: float) -> No
         torch.save(value, Path(folder) / f"result{rank}.pt")
     finally:
         dist.destroy_process_group()
+
+
+def call(answer, rank: int, world_size: int, name: str, *args):
+    """The pool's entry point for :func:`run`: ``answer.name(rank, world_size, *args)``."""
+    return getattr(answer, name)(rank, world_size, *args)
+
+
+def run(fn, *args: Any, nproc: int = 2, also: Sequence[Any] = (), timeout: float = 20.0) -> list:
+    """Run ``fn(rank, world_size, *args)`` on ``nproc`` processes of the pool; returns each rank's value.
+
+    ``also`` lists other functions or classes ``fn`` uses (sent with it, by source).
+
+    Raises:
+        LaunchError: when a rank fails, dies or hangs; the message names the rank and the error.
+    """
+    results = pool(nproc).run(module_source(*also, fn), "helpers.distributed:call", (fn.__name__, *args),
+                              timeout=timeout)
+    bad = [r for r in results if r.status != "ok"]
+    if bad:
+        raise LaunchError("; ".join(f"rank {r.rank} {r.status}: {r.error}" for r in bad))
+    return [r.value for r in results]

@@ -205,7 +205,8 @@ def _judge_shards(fn, case):
                        "set.")
     if len(flat) - len(set(flat)) != world_size * per_rank - n:
         raise Mismatch("the shards overlap: an example appears on two ranks (only the padding may repeat).")
-    if all(s == sorted(s) for s in shards):
+    in_order = list(range(n)) + list(range(world_size * per_rank - n))  # no shuffle: 0, 1, 2, ... then padding
+    if n > world_size and all(s == in_order[r::world_size] for r, s in enumerate(shards)):
         raise Mismatch("every shard is in increasing order, so the data is not shuffled: use shuffle=True "
                        "(the sampler's default).")
     again = _shards(fn, n, world_size, epoch)
