@@ -133,6 +133,9 @@ class RankResult:
 class Pool:
     """``nproc`` worker processes that run jobs one after another (see :mod:`helpers.worker_loop`).
 
+    One process imports torch and forks the other ranks, so a pool starts in about the time of one
+    ``import torch``.
+
     A job is a file of functions (:func:`module_source`) and an entry point ``"module:function"``
     that every rank calls as ``function(answer_module, rank, world_size, *args)``, inside a
     ``gloo`` process group made for that job. A rank that dies or a job that hangs ends the whole
@@ -141,25 +144,43 @@ class Pool:
 
     def __init__(self, nproc: int = 2):
         self.nproc = nproc
-        self.procs: list[subprocess.Popen] = []
+        self.proc: subprocess.Popen | None = None
+        self.jobs: list = []  # per rank: the pipe we write jobs to
+        self.replies: list = []  # per rank: the pipe we read answers from
         self.folder = Path(tempfile.mkdtemp(prefix="course-ddp-"))
         self.starts = 0
 
     def alive(self) -> bool:
-        return len(self.procs) == self.nproc and all(p.poll() is None for p in self.procs)
+        return self.proc is not None and self.proc.poll() is None and len(self.replies) == self.nproc
 
     def start(self) -> None:
+        """Start the workers (in the background: the first job waits for them)."""
         self.close()
         self.starts += 1
-        self.procs = [subprocess.Popen([sys.executable, "-m", "helpers.worker_loop"], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=open(self.folder / f"stderr{r}.txt", "w"),
-                                       text=True, env=_env(), cwd=self.folder, process_group=0)
-                      for r in range(self.nproc)]
+        theirs, args = [], []
+        for _ in range(self.nproc):
+            job_r, job_w = os.pipe()
+            reply_r, reply_w = os.pipe()
+            theirs += [job_r, reply_w]
+            args.append(f"{job_r},{reply_w}")
+            self.jobs.append(os.fdopen(job_w, "w"))
+            self.replies.append(os.fdopen(reply_r, "r"))
+        self.proc = subprocess.Popen([sys.executable, "-m", "helpers.worker_loop", *args], pass_fds=theirs,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.folder / "stderr.txt", "w"), env=_env(), cwd=self.folder,
+                                     process_group=0)
+        for fd in theirs:
+            os.close(fd)
 
     def close(self) -> None:
-        for proc in self.procs:
-            _kill_group(proc)
-        self.procs = []
+        if self.proc is not None:
+            _kill_group(self.proc)
+        for f in self.jobs + self.replies:
+            try:
+                f.close()
+            except OSError:
+                pass
+        self.proc, self.jobs, self.replies = None, [], []
 
     def run(self, source: str, entry: str, args: Sequence = (), *, timeout: float = 20.0,
             kwargs: dict | None = None) -> list[RankResult]:
@@ -179,9 +200,12 @@ class Pool:
         store = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False, timeout=_td(timeout))
         request = {"job": str(job), "entry": entry, "port": store.port, "world_size": self.nproc,
                    "timeout": timeout, "kwargs": kwargs or {}}
-        for rank, proc in enumerate(self.procs):
-            proc.stdin.write(json.dumps({**request, "rank": rank}) + "\n")
-            proc.stdin.flush()
+        for rank, pipe in enumerate(self.jobs):
+            try:
+                pipe.write(json.dumps({**request, "rank": rank}) + "\n")
+                pipe.flush()
+            except BrokenPipeError:
+                pass  # that rank is gone: its reply pipe says so
         results = self._collect(job, timeout + 10)
         if any(r.status in ("died", "hung") for r in results):
             self.close()  # a worker is gone or stuck in a collective: start afresh next time
@@ -191,8 +215,8 @@ class Pool:
     def _collect(self, job: Path, deadline_s: float) -> list[RankResult]:
         results: dict[int, RankResult] = {}
         sel = selectors.DefaultSelector()
-        for rank, proc in enumerate(self.procs):
-            sel.register(proc.stdout, selectors.EVENT_READ, rank)
+        for rank, pipe in enumerate(self.replies):
+            sel.register(pipe, selectors.EVENT_READ, rank)
         deadline = time.monotonic() + deadline_s
         died_at = None
         while len(results) < self.nproc:
@@ -206,8 +230,7 @@ class Pool:
                 line = key.fileobj.readline()
                 sel.unregister(key.fileobj)
                 if not line:
-                    code = self.procs[rank].wait()
-                    results[rank] = RankResult(rank, "died", error=f"exit code {code}")
+                    results[rank] = RankResult(rank, "died", error="the process ended")
                     died_at = died_at or time.monotonic()
                     continue
                 reply = json.loads(line)
@@ -291,8 +314,10 @@ def torchrun(functions: Sequence[Any], main: str, args: Sequence = (), *, nproc:
         log, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
+        log = proc.stdout.read() if proc.stdout else ""
         raise LaunchError(f"torchrun ran past {timeout} s and was stopped: a collective that not every rank "
-                          "calls (one inside `if rank == 0`) waits for ever.") from None
+                          f"calls (one inside `if rank == 0`) waits for ever. The end of its log:\n{log[-3000:]}"
+                          ) from None
     values = []
     for rank in range(nproc):
         path = folder / f"result{rank}.pt"
@@ -309,7 +334,13 @@ def torchrun_main(namespace: dict, main: str, folder: str, timeout: float) -> No
     if device.type == "cuda":
         torch.cuda.set_device(device)
     torch.set_num_threads(1)
-    dist.init_process_group(backend(), timeout=_td(timeout))
+    # torchrun's own store, under a prefix of this attempt: after a restart, the addresses the killed
+    # attempt's ranks left in the store must not be read as the new ones (gloo would connect to a dead port).
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                          timeout=_td(timeout))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group(backend(), store=dist.PrefixStore(f"course/attempt{attempt}", store), rank=rank,
+                            world_size=world_size, timeout=_td(timeout))
     try:
         args = torch.load(Path(folder) / "args.pt", weights_only=False)
         value = namespace[main](rank, world_size, device, *args)

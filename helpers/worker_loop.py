@@ -1,10 +1,10 @@
-"""One worker of a :class:`helpers.distributed.Pool`: reads jobs on stdin, answers on stdout.
+"""The workers of a :class:`helpers.distributed.Pool`: each rank reads jobs on a pipe and answers on another.
 
 Each line is a job (JSON): import the job's file of functions, join a fresh ``gloo`` process
 group on the job's store (with a timeout, so a hung collective ends), call the entry point,
 save what it returns, leave the group, and answer ``{"status": "ok"}`` or the error.
 The checks judge on the CPU with ``gloo`` on every machine, so that their numbers do not
-depend on the hardware. Ends when stdin closes (the notebook went away).
+depend on the hardware. A worker ends when its job pipe closes (the notebook went away).
 
 Introduced in lesson 07.
 """
@@ -52,11 +52,9 @@ def run_job(request: dict) -> dict:
     return {"status": "ok"}
 
 
-def main() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    for line in sys.stdin:
+def serve(jobs, replies) -> None:
+    """Answer each job read from ``jobs`` on ``replies`` until ``jobs`` closes."""
+    for line in jobs:
         try:
             reply = run_job(json.loads(line))
         except BaseException as err:  # noqa: B036  (the job failed: say why, stay alive for the next)
@@ -65,8 +63,34 @@ def main() -> None:
             text = str(err).strip().splitlines()[0] if str(err).strip() else ""
             reply = {"status": "error", "error": f"{type(err).__name__}: {text}"[:500],
                      "trace": traceback.format_exc()[-2000:]}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+def main() -> None:
+    """``python -m helpers.worker_loop IN,OUT IN,OUT ...``: one pair of pipe descriptors per rank.
+
+    torch is imported once, then the process forks one copy per further rank (before any thread
+    exists, so the fork is safe): starting a pool costs one import of torch, not one per rank.
+    """
+    import os
+
+    import torch
+
+    torch.set_num_threads(1)
+    pairs = [tuple(int(fd) for fd in arg.split(",")) for arg in sys.argv[1:]]
+    mine = 0
+    for rank in range(1, len(pairs)):
+        if os.fork() == 0:
+            mine = rank
+            break
+    for rank, (fd_in, fd_out) in enumerate(pairs):
+        if rank != mine:  # only this rank's pipes stay open here, so a dead rank shows as end of file
+            os.close(fd_in)
+            os.close(fd_out)
+    with os.fdopen(pairs[mine][0], "r") as jobs, os.fdopen(pairs[mine][1], "w") as replies:
+        serve(jobs, replies)
+    os._exit(0)
 
 
 if __name__ == "__main__":
