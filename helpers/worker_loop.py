@@ -76,6 +76,11 @@ def main() -> None:
     import os
 
     import torch
+    import torch.distributed  # noqa: F401  (imported once, before the fork, for every rank)
+    import torch.nn.parallel  # noqa: F401
+    import torch.utils.data  # noqa: F401
+
+    import helpers.checks.lesson07  # noqa: F401  (the checks' worker functions)
 
     torch.set_num_threads(1)
     pairs = [tuple(int(fd) for fd in arg.split(",")) for arg in sys.argv[1:]]
