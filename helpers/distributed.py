@@ -284,26 +284,28 @@ _MAIN = '''
 if __name__ == "__main__":
     from helpers.distributed import torchrun_main
 
-    torchrun_main(globals(), {main!r}, {folder!r}, {timeout!r})
+    torchrun_main(globals(), {main!r}, {folder!r}, {timeout!r}, {cpu!r})
 '''
 
 
 def torchrun(functions: Sequence[Any], main: str, args: Sequence = (), *, nproc: int | None = None,
-             max_restarts: int = 0, timeout: float = 60.0, collective_timeout: float = 20.0) -> TorchrunResult:
+             max_restarts: int = 0, timeout: float = 60.0, collective_timeout: float = 20.0,
+             cpu: bool = False) -> TorchrunResult:
     """Write ``functions`` to a script and run ``main(rank, world_size, device, *args)`` under torchrun.
 
     The command is ``torchrun --nproc-per-node=N --rdzv-backend=c10d --rdzv-endpoint=localhost:0
     --max-restarts=K script.py``; the process group uses :func:`backend` and a timeout of
-    ``collective_timeout`` seconds. Each rank's return value comes back in ``.values``.
+    ``collective_timeout`` seconds. Each rank's return value comes back in ``.values``. ``cpu=True`` uses
+    gloo on the CPU even where there are GPUs (and 2 processes unless ``nproc`` says otherwise).
 
     Raises:
         LaunchError: when the run passes ``timeout`` seconds (every process is then killed).
     """
-    nproc = nproc or default_nproc()
+    nproc = nproc or (2 if cpu else default_nproc())
     folder = Path(tempfile.mkdtemp(prefix="course-torchrun-"))
     script = folder / "job.py"
     script.write_text(module_source(*functions) + _MAIN.format(main=main, folder=str(folder),
-                                                                   timeout=collective_timeout))
+                                                                   timeout=collective_timeout, cpu=cpu))
     torch.save(list(args), folder / "args.pt")
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--rdzv-backend=c10d",
            "--rdzv-endpoint=localhost:0", f"--max-restarts={max_restarts}", "--monitor-interval=0.2", str(script)]
@@ -325,12 +327,12 @@ def torchrun(functions: Sequence[Any], main: str, args: Sequence = (), *, nproc:
     return TorchrunResult(proc.returncode, values, log, time.perf_counter() - start)
 
 
-def torchrun_main(namespace: dict, main: str, folder: str, timeout: float) -> None:
+def torchrun_main(namespace: dict, main: str, folder: str, timeout: float, cpu: bool = False) -> None:
     """What each torchrun worker runs: a process group from torchrun's environment, then ``main``."""
     import torch.distributed as dist
 
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    device = device_for(int(os.environ["LOCAL_RANK"]))
+    device = torch.device("cpu") if cpu else device_for(int(os.environ["LOCAL_RANK"]))
     if device.type == "cuda":
         torch.cuda.set_device(device)
     torch.set_num_threads(1)
@@ -339,8 +341,8 @@ def torchrun_main(namespace: dict, main: str, folder: str, timeout: float) -> No
     store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
                           timeout=_td(timeout))
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    dist.init_process_group(backend(), store=dist.PrefixStore(f"course/attempt{attempt}", store), rank=rank,
-                            world_size=world_size, timeout=_td(timeout))
+    dist.init_process_group("gloo" if cpu else backend(), store=dist.PrefixStore(f"course/attempt{attempt}", store),
+                            rank=rank, world_size=world_size, timeout=_td(timeout))
     try:
         args = torch.load(Path(folder) / "args.pt", weights_only=False)
         value = namespace[main](rank, world_size, device, *args)

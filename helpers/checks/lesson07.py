@@ -78,8 +78,8 @@ def _run(answers: Sequence, entry: str, args=(), *, kwargs=None, timeout: float 
     bad = [r for r in results if r.status != "ok"]
     if not bad:
         return [r.value for r in results]
-    if any(r.status in ("hung", "died") or any(w in r.error.lower() for w in ("connection", "timeout", "timed out", "closed"))
-           for r in bad):
+    stuck = ("connection", "timeout", "timed out", "closed")  # gloo's words for a peer that is gone or late
+    if any(r.status in ("hung", "died") or any(w in r.error.lower() for w in stuck) for r in bad):
         died = [r.rank for r in results if r.status == "died"]
         if died:
             raise Mismatch(f"rank {died[0]} ended in the middle of the job ({bad[0].error}): {_HANG}")
@@ -107,7 +107,8 @@ def _worker_allreduce(answer, rank, world_size, seed, n):
 
 
 def _same(a: list, b: list, rtol=1e-5, atol=1e-6) -> bool:
-    return all(x is not None and y is not None and values_close(x, y, rtol=rtol, atol=atol) for x, y in zip(a, b))
+    return all(x is not None and y is not None and values_close(x, y, rtol=rtol, atol=atol)
+               for x, y in zip(a, b, strict=True))
 
 
 def _judge_allreduce(fn, case):
@@ -469,7 +470,8 @@ def _judge_resume(answer, case):
         raise Mismatch("check (train_resumable, save_checkpoint, load_checkpoint) together, got "
                        f"{describe(answer)}.")
     seed, epochs, kill_after = case
-    funcs = [_source_of(a, n) for a, n in zip(answer, ("train_resumable", "save_checkpoint", "load_checkpoint"))]
+    names = ("train_resumable", "save_checkpoint", "load_checkpoint")
+    funcs = [_source_of(a, n) for a, n in zip(answer, names, strict=True)]
     with tempfile.TemporaryDirectory(prefix="course-resume-") as folder:
         clean = _run(funcs, "_worker_resume", (seed, epochs, os.path.join(folder, "clean.pt"), -1), timeout=15)
         if clean[0]["saved"] != list(range(1, epochs + 1)):
