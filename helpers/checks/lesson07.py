@@ -147,8 +147,8 @@ ex1 = Exercise(
         "of its own shard; after your function every rank must hold the same mean, for every parameter.",
         "torch.distributed has a collective that sums a tensor across all ranks in place, and one that tells you "
         "how many ranks there are. Parameters are in model.parameters(), gradients in p.grad.",
-        "for p in model.parameters():  then  dist.______(p.grad, op=dist.ReduceOp.___)  then  "
-        "p.grad /= dist.__________()",
+        "for every p in model.parameters(): dist.______(p.grad, op=dist.ReduceOp.___), then divide p.grad by "
+        "dist.__________() in place",
     ],
 )
 
@@ -509,9 +509,9 @@ ex5 = Exercise(
         "os.path.exists(snapshot_path), your load_checkpoint (it returns the epoch), DDP(model), "
         "DistributedSampler(dataset, shuffle=True, seed=0) with set_epoch(epoch), a DataLoader with sampler=..., "
         "and your save_checkpoint after every epoch.",
-        "start = 0; if os.path.exists(____): start = load_checkpoint(...);  ddp = ...; sampler = ...; "
-        "loader = DataLoader(dataset, batch_size=4, sampler=sampler);  for epoch in range(_____, epochs): "
-        "sampler.set_epoch(____); one pass over loader; save_checkpoint(model, optimizer, ____, snapshot_path)",
+        "the first epoch is 0, or what load_checkpoint(...) returns when os.path.exists(____);  ddp = ...; "
+        "sampler = ...; loader = DataLoader(dataset, batch_size=_, sampler=____);  for epoch in range(_____, epochs): "
+        "sampler.set_epoch(____), one pass over loader, save_checkpoint(model, optimizer, ____, snapshot_path)",
     ],
 )
 
