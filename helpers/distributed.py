@@ -147,6 +147,7 @@ class Pool:
         self.proc: subprocess.Popen | None = None
         self.jobs: list = []  # per rank: the pipe we write jobs to
         self.replies: list = []  # per rank: the pipe we read answers from
+        self.ready: set[int] = set()  # the ranks that said they have started
         self.folder = Path(tempfile.mkdtemp(prefix="course-ddp-"))
         self.starts = 0
 
@@ -180,7 +181,7 @@ class Pool:
                 f.close()
             except OSError:
                 pass
-        self.proc, self.jobs, self.replies = None, [], []
+        self.proc, self.jobs, self.replies, self.ready = None, [], [], set()
 
     def run(self, source: str, entry: str, args: Sequence = (), *, timeout: float = 20.0,
             kwargs: dict | None = None) -> list[RankResult]:
@@ -192,6 +193,10 @@ class Pool:
 
         if not self.alive():
             self.start()
+        problem = self._wait_ready()
+        if problem:
+            self.close()
+            return [RankResult(r, "died", error=problem) for r in range(self.nproc)]
         job = self.folder / uuid.uuid4().hex[:12]
         job.mkdir()
         (job / "answer.py").write_text(source)
@@ -212,6 +217,33 @@ class Pool:
         del store
         return results
 
+    def _wait_ready(self, startup_s: float = 180.0) -> str:
+        """Wait until every rank has started (imported torch, forked); '' when they have, else why not.
+
+        The start is not counted in a job's deadline: on a loaded machine, or in a grading sandbox that
+        ends every process between cells, importing torch alone can take many seconds.
+        """
+        deadline = time.monotonic() + startup_s
+        for rank, pipe in enumerate(self.replies):
+            if rank in self.ready:
+                continue
+            sel = selectors.DefaultSelector()
+            sel.register(pipe, selectors.EVENT_READ)
+            got = sel.select(timeout=max(0.0, deadline - time.monotonic()))
+            sel.close()
+            line = pipe.readline() if got else ""
+            if not line:
+                return f"the worker of rank {rank} did not start: {self._stderr()}"
+            self.ready.add(rank)
+        return ""
+
+    def _stderr(self) -> str:
+        try:
+            text = (self.folder / "stderr.txt").read_text().strip()
+        except OSError:
+            text = ""
+        return text.splitlines()[-1][:300] if text else "no error message (killed from outside?)"
+
     def _collect(self, job: Path, deadline_s: float) -> list[RankResult]:
         results: dict[int, RankResult] = {}
         sel = selectors.DefaultSelector()
@@ -230,7 +262,7 @@ class Pool:
                 line = key.fileobj.readline()
                 sel.unregister(key.fileobj)
                 if not line:
-                    results[rank] = RankResult(rank, "died", error="the process ended")
+                    results[rank] = RankResult(rank, "died", error=f"the process ended ({self._stderr()})")
                     died_at = died_at or time.monotonic()
                     continue
                 reply = json.loads(line)

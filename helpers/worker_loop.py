@@ -94,6 +94,8 @@ def main() -> None:
             os.close(fd_in)
             os.close(fd_out)
     with os.fdopen(pairs[mine][0], "r") as jobs, os.fdopen(pairs[mine][1], "w") as replies:
+        replies.write(json.dumps({"status": "ready"}) + "\n")  # started: the job's deadline begins now
+        replies.flush()
         serve(jobs, replies)
     os._exit(0)
 

@@ -75,6 +75,9 @@ def _run(answers: Sequence, entry: str, args=(), *, kwargs=None, timeout: float 
     for r in results:
         if r.status == "error" and "AttributeError: module 'answer_" in r.error:
             raise Mismatch(f"the file sent to the workers lacks a function: {r.error.split(': ', 1)[1]}.")
+    if all(r.status == "died" and "did not start" in r.error for r in results):
+        raise RuntimeError(f"the worker processes could not start ({results[0].error}). This is not a mistake in "
+                           "your code: run the cell again, or restart the kernel.")
     bad = [r for r in results if r.status != "ok"]
     if not bad:
         return [r.value for r in results]
