@@ -262,7 +262,9 @@ class Pool:
                 line = key.fileobj.readline()
                 sel.unregister(key.fileobj)
                 if not line:
-                    results[rank] = RankResult(rank, "died", error=f"the process ended ({self._stderr()})")
+                    code = self.proc.poll() if rank == 0 and self.proc else None
+                    how = f"exit code {code}, " if code is not None else ""
+                    results[rank] = RankResult(rank, "died", error=f"the process ended ({how}{self._stderr()})")
                     died_at = died_at or time.monotonic()
                     continue
                 reply = json.loads(line)
