@@ -20,7 +20,8 @@
 #   make bench            every benchmark, printing figures against the targets (about 15 minutes on 2 cores):
 #                         bench-lessons: lessons 04-06 against two peer recipes (BENCH_LESSONS_ARGS=--quick);
 #                         bench-notebooks: each notebook top to bottom, full and fast mode;
-#                         bench-grading: class grading against plain nbgrader autograde
+#                         bench-grading: class grading against plain nbgrader autograde;
+#                         bench-distributed: lesson 07's DDP run with 1 and 2 CPU processes (and every GPU)
 
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -42,8 +43,9 @@ CANVAS ?=
 BENCH_GRADING_ARGS ?=
 BENCH_LESSONS_ARGS ?=
 BENCH_NOTEBOOKS_ARGS ?=
+BENCH_DISTRIBUTED_ARGS ?=
 
-.PHONY: env data lab lab-instructor test execute release check-release slides lint clean-env grade bundle gradescope bench bench-grading bench-lessons bench-notebooks
+.PHONY: env data lab lab-instructor test execute release check-release slides lint clean-env grade bundle gradescope bench bench-grading bench-lessons bench-notebooks bench-distributed
 
 env: $(STAMP)
 
@@ -115,7 +117,7 @@ gradescope: env
 	@test -n "$(LESSON)" || { echo "usage: make gradescope LESSON=01" >&2; exit 2; }
 	$(PY) -m helpers.grading gradescope $(LESSON) --out dist/gradescope
 
-bench: bench-lessons bench-notebooks bench-grading
+bench: bench-lessons bench-notebooks bench-grading bench-distributed
 
 bench-grading: env data
 	$(PY) -m benchmarks.grading $(BENCH_GRADING_ARGS)
@@ -125,6 +127,9 @@ bench-lessons: env data
 
 bench-notebooks: env data
 	$(PY) -m benchmarks.notebooks $(BENCH_NOTEBOOKS_ARGS)
+
+bench-distributed: env
+	$(PY) -m benchmarks.distributed $(BENCH_DISTRIBUTED_ARGS)
 
 clean-env:
 	rm -rf $(VENV)

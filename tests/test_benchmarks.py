@@ -64,3 +64,15 @@ def test_grading_projection_scales_the_measured_cost_per_core():
     line = grading.projection(100.0, 50, 2)
     assert "4.0 core-s per notebook" in line and "= 0.21 h" in line, line
     assert "= 0.42 h" in grading.projection(100.0, 50, 2, machines=10)
+
+
+@pytest.mark.slow
+def test_distributed_benchmark_launches_one_and_two_processes():
+    """`make bench-distributed --quick`: torchrun with 1 and 2 gloo processes, samples/s and the speed-up."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.distributed", "--quick"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if "samples/s" in line]
+    assert "cpu, gloo" in lines[0] and " 1 process" in lines[0] and "speed-up 1.00x" in lines[0], proc.stdout
+    assert "cpu, gloo" in lines[1] and " 2 processes" in lines[1], proc.stdout
+    assert all(float(line.split(":")[1].split()[0].replace(",", "")) > 0 for line in lines), proc.stdout

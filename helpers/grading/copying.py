@@ -21,6 +21,7 @@ from pathlib import Path
 PACKAGE = "helpers"
 TOOLS = ("helpers.config", "helpers.data", "helpers.plotting", "helpers.plots_eval", "helpers.widgets",
          "helpers.widgets_activations", "helpers.widgets_modules", "helpers.widgets_training",
+         "helpers.widgets_distributed", "helpers.distributed", "helpers.worker_loop",
          "helpers.training.set_seed", "helpers.training.TensorLoader", "helpers.training.History")
 # What answers an exercise of a lesson although the lesson's own cells use it (after the exercise,
 # or in another lesson before the exercise asks for it).

@@ -1,0 +1,526 @@
+"""Instant checks for lesson 07, distributed training with DDP.
+
+The answers run where they belong, on two processes (a :class:`helpers.distributed.Pool` of
+``gloo`` workers on the CPU). Nothing here holds an answer: the judges compare what the
+learner's code does with what PyTorch itself gives (``DistributedDataParallel``'s own
+gradients, a plain single-process SGD step on the whole batch), or check properties
+(shards disjoint and covering, a file complete when every rank returns, a resumed run equal
+to an uninterrupted one). The ``_worker_*`` functions run inside the worker processes.
+
+Introduced in lesson 07.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from helpers import distributed
+from helpers.checks.core import Exercise, Mismatch, NotAttempted, describe, values_close
+
+WORLD = 2
+_MODULE = "helpers.checks.lesson07"
+_HANG = ("a rank waited in a collective that another rank never called (or left): every rank must make the same "
+         "collective calls in the same order, so never put all_reduce, broadcast or barrier inside `if rank == 0`.")
+
+
+def tiny_model(seed: int = 70) -> nn.Sequential:
+    """A 6 -> 8 -> 3 MLP, small enough to compare weights exactly."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def tiny_batch(n: int = 8, seed: int = 71) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random examples: (n, 6) inputs and (n,) labels in 0..2."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 6, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def _flat(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def _grads(model: nn.Module) -> list:
+    return [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
+
+
+def _source_of(answer, name: str):
+    """The answer as something :func:`helpers.distributed.module_source` can send; fail clearly otherwise."""
+    if isinstance(answer, str):
+        return answer
+    if not callable(answer):
+        raise Mismatch(f"{name} should be a function, got {describe(answer)}.")
+    try:
+        text = distributed.module_source(answer)[len(distributed.HEADER):]
+    except TypeError as err:
+        raise Mismatch(str(err)) from None
+    own = getattr(answer, "__name__", name)
+    return text if own == name else f"{text}\n\n{name} = {own}\n"  # the workers call it by its lesson name
+
+
+# Seconds a collective may wait for another rank. Generous: under a grader running several notebooks on a
+# busy machine a healthy rank can be starved for seconds; a rank that left is noticed at once anyway.
+TIMEOUT = 30.0
+
+
+def _run(answers: Sequence, entry: str, args=(), *, kwargs=None, timeout: float = TIMEOUT, nproc: int = WORLD):
+    results = distributed.run_on_ranks(list(answers), f"{_MODULE}:{entry}", args, nproc=nproc, timeout=timeout,
+                                       kwargs=kwargs)
+    for r in results:
+        if r.status == "error" and r.error.startswith("NotImplementedError"):
+            raise NotAttempted()
+    for r in results:
+        if r.status == "error" and "AttributeError: module 'answer_" in r.error:
+            raise Mismatch(f"the file sent to the workers lacks a function: {r.error.split(': ', 1)[1]}.")
+    if all(r.status == "died" and "did not start" in r.error for r in results):
+        raise RuntimeError(f"the worker processes could not start ({results[0].error}). This is not a mistake in "
+                           "your code: run the cell again, or restart the kernel.")
+    bad = [r for r in results if r.status != "ok"]
+    if not bad:
+        return [r.value for r in results]
+    stuck = ("connection", "timeout", "timed out", "closed")  # gloo's words for a peer that is gone or late
+    if any(r.status in ("hung", "died") or any(w in r.error.lower() for w in stuck) for r in bad):
+        died = [r.rank for r in results if r.status == "died"]
+        if died:
+            raise Mismatch(f"rank {died[0]} ended in the middle of the job ({bad[0].error}): {_HANG}")
+        raise Mismatch(_HANG)
+    first = bad[0]
+    raise Mismatch(f"on rank {first.rank}, your code raised {first.error}".rstrip(".") + ".")
+
+
+# --------------------------------------------------------------- 1: all-reduce by hand
+
+
+def _worker_allreduce(answer, rank, world_size, seed, n):
+    model = tiny_model(seed)
+    x, y = tiny_batch(n, seed + 1)
+    xs, ys = x.chunk(world_size)[rank], y.chunk(world_size)[rank]  # this rank's shard
+    mine = copy.deepcopy(model)
+    nn.functional.cross_entropy(mine(xs), ys).backward()
+    local = _grads(mine)
+    before = _flat(mine)
+    answer.average_gradients(mine)
+    ddp = nn.parallel.DistributedDataParallel(copy.deepcopy(model))
+    nn.functional.cross_entropy(ddp(xs), ys).backward()
+    return {"mine": _grads(mine), "local": local, "ddp": _grads(ddp.module),
+            "weights_changed": not torch.equal(before, _flat(mine))}
+
+
+def _same(a: list, b: list, rtol=1e-5, atol=1e-6) -> bool:
+    return all(x is not None and y is not None and values_close(x, y, rtol=rtol, atol=atol)
+               for x, y in zip(a, b, strict=True))
+
+
+def _judge_allreduce(fn, case):
+    seed, n = case
+    out = _run([_source_of(fn, "average_gradients")], "_worker_allreduce", (seed, n))
+    if any(o["weights_changed"] for o in out):
+        raise Mismatch("the weights changed: average each parameter's .grad, not the parameter itself "
+                       "(the optimizer's step() comes later).")
+    if any(g is None for o in out for g in o["mine"]):
+        raise Mismatch("a parameter's .grad is None after your function: reduce the gradient tensor in place, "
+                       "don't replace it with None.")
+    total = [sum(o["local"][i] for o in out) for i in range(len(out[0]["local"]))]
+    wrong = [r for r, o in enumerate(out) if not _same(o["mine"], o["ddp"])]
+    if not wrong:
+        return
+    if all(_same(o["mine"], o["local"]) for o in out):
+        raise Mismatch("the gradients are unchanged: each rank still has only its own shard's gradient. "
+                       "Combine them across the ranks with a collective.")
+    if all(_same(o["mine"], total) for o in out):
+        raise Mismatch(f"every rank has the sum of the {len(out)} gradients: DDP averages, so divide by the "
+                       "world size.")
+    if all(_same(o["mine"], out[0]["local"]) for o in out):
+        raise Mismatch("every rank has rank 0's gradient: broadcast copies one rank's tensor, but every rank's "
+                       "gradient must count.")
+    if len(wrong) < len(out):
+        raise Mismatch(f"the gradients agree with DDP on some ranks but not on rank {wrong[0]}: every rank must "
+                       "end with the same averaged gradient.")
+    raise Mismatch("the gradients differ from DistributedDataParallel's: each parameter's gradient should be "
+                   "the mean over the ranks of their own gradients.")
+
+
+ex1 = Exercise(
+    1, "average_gradients", points=2, judge=_judge_allreduce, cases=lambda: [(70, 8)],
+    hints=[
+        "The gradient of the whole batch is the mean of the shards' gradients. Each rank has computed the gradient "
+        "of its own shard; after your function every rank must hold the same mean, for every parameter.",
+        "torch.distributed has a collective that sums a tensor across all ranks in place, and one that tells you "
+        "how many ranks there are. Parameters are in model.parameters(), gradients in p.grad.",
+        "for every p in model.parameters(): dist.______(p.grad, op=dist.ReduceOp.___), then divide p.grad by "
+        "dist.__________() in place",
+    ],
+)
+
+
+# --------------------------------------------------------------- 2: DistributedSampler shards
+
+
+def _as_indices(got, what: str) -> list[int]:
+    if isinstance(got, torch.Tensor):
+        got = got.tolist()
+    if not isinstance(got, (list, tuple)) and not hasattr(got, "__iter__"):
+        raise Mismatch(f"{what} should be a list of indices, got {describe(got)}.")
+    out = []
+    for i in got:
+        if isinstance(i, torch.Tensor) and i.numel() == 1:
+            i = i.item()
+        if isinstance(i, bool) or not float(i).is_integer():
+            raise Mismatch(f"{what} should hold integer indices, got {describe(i)}.")
+        out.append(int(i))
+    return out
+
+
+def _shards(fn, n, world_size, epoch):
+    from helpers.checks.core import call_answer
+
+    got = call_answer(fn, n, world_size, epoch, name="epoch_shards")
+    if got is None:
+        raise Mismatch("epoch_shards returned None: did you forget `return`?")
+    if not isinstance(got, (list, tuple)) or len(got) != world_size:
+        size = len(got) if isinstance(got, (list, tuple)) else None
+        raise Mismatch(f"epoch_shards should return one list of indices per rank ({world_size} lists), got "
+                       f"{describe(got)}" + (f" of length {size}." if size is not None else "."))
+    return [_as_indices(s, f"the shard of rank {r}") for r, s in enumerate(got)]
+
+
+def _judge_shards(fn, case):
+    n, world_size, epoch = case
+    shards = _shards(fn, n, world_size, epoch)
+    per_rank = math.ceil(n / world_size)
+    sizes = [len(s) for s in shards]
+    if all(size == n for size in sizes) and n > per_rank:
+        raise Mismatch("every rank got the whole data set: tell the sampler how many replicas there are and "
+                       "which one this is, so each rank gets its own part.")
+    if any(size != per_rank for size in sizes):
+        if all(size == n // world_size for size in sizes):
+            raise Mismatch(f"each rank got {n // world_size} indices, so {n % world_size} examples are never "
+                           "used: keep the default drop_last=False, which pads instead.")
+        raise Mismatch(f"the ranks got {sizes} indices; with {n} examples on {world_size} ranks each should get "
+                       f"{per_rank} (the sampler pads by repeating a few indices so that all ranks are equal).")
+    flat = [i for s in shards for i in s]
+    if any(i < 0 or i >= n for i in flat):
+        raise Mismatch(f"an index is outside 0..{n - 1}.")
+    if set(flat) != set(range(n)):
+        raise Mismatch(f"{n - len(set(flat))} examples are in no shard: together the shards must cover the data "
+                       "set.")
+    if len(flat) - len(set(flat)) != world_size * per_rank - n:
+        raise Mismatch("the shards overlap: an example appears on two ranks (only the padding may repeat).")
+    in_order = list(range(n)) + list(range(world_size * per_rank - n))  # no shuffle: 0, 1, 2, ... then padding
+    if n > world_size and all(s == in_order[r::world_size] for r, s in enumerate(shards)):
+        raise Mismatch("every shard is in increasing order, so the data is not shuffled: use shuffle=True "
+                       "(the sampler's default).")
+    again = _shards(fn, n, world_size, epoch)
+    if again != shards:
+        raise Mismatch("two calls for the same epoch gave different shards: the order must depend only on the "
+                       "seed and the epoch (don't draw your own random numbers).")
+    if _shards(fn, n, world_size, epoch + 1) == shards:
+        raise Mismatch(f"epoch {epoch + 1} has the same order as epoch {epoch}: give the sampler "
+                       "the epoch (set_epoch) before reading the indices, or every epoch repeats the same order.")
+
+
+ex2 = Exercise(
+    2, "epoch_shards", points=2, judge=_judge_shards, cases=lambda: [(12, 2, 0), (10, 3, 4)],
+    hints=[
+        "A DistributedSampler gives each rank its own part of the indices. It does not need a process group "
+        "when you tell it the world size and the rank, so one process can look at every rank's part.",
+        "DistributedSampler(dataset, num_replicas=..., rank=..., shuffle=True, seed=0); its set_epoch(epoch) "
+        "changes the order; list(sampler) gives the indices. Any object with a length works as the dataset, "
+        "for example range(n).",
+        "shards = []  then for each rank r in range(world_size): make a sampler for rank r, call "
+        "sampler.set_epoch(____), append list(sampler); finally return shards",
+    ],
+)
+
+
+# --------------------------------------------------------------- 3: one DDP step
+
+
+def _worker_step(answer, rank, world_size, seed, n, lr):
+    model = tiny_model(seed)
+    x, y = tiny_batch(n, seed + 1)
+    seen: list[torch.Tensor] = []
+    model[0].register_forward_pre_hook(lambda _m, inp: seen.append(inp[0].detach().clone()))
+    wrapped = []
+    original = nn.parallel.DistributedDataParallel.forward
+
+    def forward(self, *a, **k):
+        wrapped.append(True)
+        return original(self, *a, **k)
+
+    nn.parallel.DistributedDataParallel.forward = forward
+    try:
+        answer.ddp_step(model, x, y, lr)
+    finally:
+        nn.parallel.DistributedDataParallel.forward = original
+    return {"weights": _flat(model), "seen": torch.cat(seen) if seen else torch.empty(0, 6), "ddp": bool(wrapped)}
+
+
+def _sgd_step(model, x, y, lr):
+    """One plain SGD step of a copy of ``model`` on (x, y), in this one process: the single-process answer."""
+    model = copy.deepcopy(model)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    opt.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    return _flat(model)
+
+
+def _judge_step(fn, case):
+    seed, n, lr = case
+    out = _run([_source_of(fn, "ddp_step")], "_worker_step", (seed, n, lr))
+    model, (x, y) = tiny_model(seed), tiny_batch(n, seed + 1)
+    full = _sgd_step(model, x, y, lr)
+    start = _flat(model)
+    if all(values_close(o["weights"], start) for o in out):
+        raise Mismatch("the weights did not change: take one optimizer step (zero_grad, forward, loss, backward, "
+                       "step) on the model.")
+    sizes = [len(o["seen"]) for o in out]
+    if any(size == n for size in sizes):
+        raise Mismatch(f"a rank ran the model on the whole batch of {n}: each of the {len(out)} ranks should run "
+                       f"its own {n // len(out)} examples, so that together they cover the batch once.")
+    if any(size != n // len(out) for size in sizes):
+        raise Mismatch(f"the ranks ran the model on {sizes} examples: each should take an equal share of the "
+                       f"{n} (one forward pass on {n // len(out)} examples).")
+    rows = torch.cat([o["seen"] for o in out])
+    used = torch.cdist(rows, x).argmin(dim=1).tolist()
+    if sorted(used) != list(range(n)):
+        raise Mismatch("some examples were used by two ranks and others by none: the shards of the batch must be "
+                       "disjoint and together cover it (take the rank-th of world_size equal parts).")
+    if not all(o["ddp"] for o in out):
+        raise Mismatch("the model was not run through DistributedDataParallel, so each rank stepped on its own "
+                       "shard's gradient and the ranks now disagree: wrap the model in DDP and call the wrapper.")
+    if not values_close(out[0]["weights"], out[1]["weights"], rtol=1e-5, atol=1e-6):
+        raise Mismatch("the ranks ended with different weights: every rank must make the same step.")
+    if not values_close(out[0]["weights"], full, rtol=1e-4, atol=1e-6):
+        for k in sorted({len(out), n // len(out), n}):
+            if values_close(out[0]["weights"], _sgd_step(model, x, y, lr * k), rtol=1e-4, atol=1e-6):
+                raise Mismatch(f"the step is {k} times too large: use the mean loss of the shard "
+                               "(cross_entropy's default), which DDP then averages over the ranks.")
+        raise Mismatch("the weights differ from one single-process SGD step on the whole batch: one step of "
+                       "torch.optim.SGD with the given lr and the mean cross-entropy of this rank's shard.")
+
+
+ex3 = Exercise(
+    3, "ddp_step", points=3, judge=_judge_step, cases=lambda: [(72, 8, 0.5)],
+    hints=[
+        "Each rank computes the loss of its own part of the batch, and DDP averages the gradients during "
+        "backward(); the step then equals one step on the whole batch, on every rank.",
+        "dist.get_rank() and dist.get_world_size() say which part is this rank's (tensor.chunk splits a batch "
+        "into equal parts); DistributedDataParallel (DDP) wraps the model; torch.optim.SGD and F.cross_entropy "
+        "do the rest.",
+        "ddp = ___(____); opt = torch.optim.SGD(____.parameters(), lr=__); x = images.chunk(____)[____]; "
+        "y likewise; then zero_grad, loss of ddp(x), backward, step",
+    ],
+)
+
+
+# --------------------------------------------------------------- 4: rank-0 checkpoint
+
+
+def _worker_checkpoint(answer, rank, world_size, seed, epoch, folder):
+    import torch.distributed as dist
+
+    path = os.path.join(folder, f"ckpt-{seed}.pt")
+    model = tiny_model(seed)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = tiny_batch(8, seed + 1)
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()  # now the optimizer has momentum buffers worth saving
+    saves, loads, barriers = [], [], []
+    real_save, real_load, real_barrier = torch.save, torch.load, dist.barrier
+
+    def save(obj, f, *a, **k):
+        if rank == 0:
+            time.sleep(0.3)  # a slow disk: a rank that does not wait sees no file yet
+        saves.append(str(f))
+        return real_save(obj, f, *a, **k)
+
+    def load(f, *a, **k):
+        loads.append("map_location" in k or len(a) >= 1)
+        return real_load(f, *a, **k)
+
+    def barrier(*a, **k):
+        barriers.append(True)
+        return real_barrier(*a, **k)
+
+    torch.save, torch.load, dist.barrier = save, load, barrier
+    try:
+        answer.save_checkpoint(model, opt, epoch, path)
+        visible = os.path.exists(path)
+        complete = False
+        weights_only = True
+        if visible:
+            try:
+                real_load(path, weights_only=True)
+                complete = True
+            except Exception as err:
+                weights_only = "weights_only" not in str(err) and "Unsupported" not in str(err)
+                complete = not weights_only
+        fresh = tiny_model(seed + 1)
+        fresh_opt = torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9)
+        got_epoch, load_error = None, ""
+        if visible:
+            try:
+                got_epoch = answer.load_checkpoint(path, fresh, fresh_opt)
+            except NotImplementedError:
+                raise
+            except Exception as err:  # judged after the properties of the saved file
+                load_error = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+    finally:
+        torch.save, torch.load, dist.barrier = real_save, real_load, real_barrier
+    buffers = [fresh_opt.state.get(p, {}).get("momentum_buffer") for p in fresh.parameters()] if visible else []
+    want = [opt.state[p]["momentum_buffer"] for p in model.parameters()]
+    return {"saves": saves, "visible": visible, "complete": complete, "weights_only": weights_only,
+            "map_location": all(loads) and bool(loads), "loaded": bool(loads), "epoch": got_epoch,
+            "weights": values_close(_flat(fresh), _flat(model)) if visible else False,
+            "momentum": visible and _same(buffers, want), "barriers": len(barriers),
+            "load_error": load_error}
+
+
+def _judge_checkpoint(answer, case):
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+        raise Mismatch(f"check (save_checkpoint, load_checkpoint) together, got {describe(answer)}.")
+    seed, epoch = case
+    funcs = [_source_of(answer[0], "save_checkpoint"), _source_of(answer[1], "load_checkpoint")]
+    with tempfile.TemporaryDirectory(prefix="course-ckpt-") as folder:
+        out = _run(funcs, "_worker_checkpoint", (seed, epoch, folder))
+    if not any(o["saves"] for o in out):
+        raise Mismatch("no rank called torch.save: rank 0 should write the checkpoint.")
+    if out[0]["saves"] == [] or any(o["saves"] for o in out[1:]):
+        raise Mismatch("only rank 0 writes the checkpoint: the ranks hold the same weights, and several "
+                       "processes writing one file at once can leave it corrupt.")
+    if not out[0]["weights_only"]:
+        raise Mismatch("the checkpoint holds pickled objects: save the state_dict() of the model and of the "
+                       "optimizer (and the epoch), not the objects themselves.")
+    late = [r for r, o in enumerate(out) if not o["visible"] or not o["complete"]]
+    if late:
+        raise Mismatch(f"rank {late[0]} went on before rank 0 had finished writing: after the save, every rank "
+                       "must wait for the others (a barrier that all ranks call).")
+    failed = next((o["load_error"] for o in out if o["load_error"]), "")
+    if failed:
+        raise Mismatch(f"calling load_checkpoint(...) raised {failed}".rstrip(".") + ".")
+    if not out[0]["loaded"]:
+        raise Mismatch("load_checkpoint never called torch.load.")
+    if not all(o["map_location"] for o in out):
+        raise Mismatch("load with map_location: a checkpoint written by rank 0 from cuda:0 would otherwise be "
+                       "loaded onto cuda:0 by every rank.")
+    if any(o["epoch"] != epoch for o in out):
+        got = next(o["epoch"] for o in out if o["epoch"] != epoch)
+        raise Mismatch(f"load_checkpoint returned {got!r}, not the epoch that was saved ({epoch}).")
+    if not all(o["weights"] for o in out):
+        raise Mismatch("after load_checkpoint the model's weights are not the saved ones: load the model's "
+                       "state_dict into the model.")
+    if not all(o["momentum"] for o in out):
+        raise Mismatch("the optimizer's state (SGD's momentum) was not restored: save and load the optimizer's "
+                       "state_dict as well, or a resumed run takes different steps.")
+
+
+ex4 = Exercise(
+    4, "(save_checkpoint, load_checkpoint)", points=3, judge=_judge_checkpoint, cases=lambda: [(74, 3)],
+    needs_callable=False,
+    hints=[
+        "All ranks hold the same weights, so one of them writes the file. The others must not read it before it "
+        "is complete, so everyone waits at the end of the save. Loading happens on every rank, each onto its own "
+        "device.",
+        "dist.get_rank(), torch.save of a dict of model.state_dict(), optimizer.state_dict() and the epoch; "
+        "dist.barrier(); torch.load(path, map_location=...); load_state_dict on both.",
+        "save: if dist.get_rank() == _: torch.save({...}, path)  then, outside the if: dist._______().  "
+        "load: ckpt = torch.load(path, map_location=_____); model.load_state_dict(ckpt[...]); "
+        "optimizer likewise; return ckpt[...]",
+    ],
+)
+
+
+# --------------------------------------------------------------- 5: resume after a killed worker
+
+
+def _worker_resume(answer, rank, world_size, seed, epochs, path, kill_after):
+    from torch.utils.data import DistributedSampler, TensorDataset
+
+    saved, epochs_set = [], []
+    original_save = answer.save_checkpoint
+
+    def save_then_maybe_die(model, optimizer, epoch, p):
+        original_save(model, optimizer, epoch, p)
+        saved.append(int(epoch))
+        if rank == world_size - 1 and int(epoch) == kill_after:
+            os._exit(1)  # the worker is killed right after a snapshot
+
+    answer.save_checkpoint = save_then_maybe_die
+    original_set_epoch = DistributedSampler.set_epoch
+
+    def set_epoch(self, epoch):
+        epochs_set.append(int(epoch))
+        return original_set_epoch(self, epoch)
+
+    DistributedSampler.set_epoch = set_epoch
+    try:
+        model = tiny_model(seed)
+        opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+        x, y = tiny_batch(16, seed + 1)
+        answer.train_resumable(model, opt, TensorDataset(x, y), epochs, path)
+    finally:
+        DistributedSampler.set_epoch = original_set_epoch
+    return {"weights": _flat(model), "saved": saved, "set_epoch": epochs_set}
+
+
+def _judge_resume(answer, case):
+    if not isinstance(answer, (tuple, list)) or len(answer) != 3:
+        raise Mismatch("check (train_resumable, save_checkpoint, load_checkpoint) together, got "
+                       f"{describe(answer)}.")
+    seed, epochs, kill_after = case
+    names = ("train_resumable", "save_checkpoint", "load_checkpoint")
+    funcs = [_source_of(a, n) for a, n in zip(answer, names, strict=True)]
+    with tempfile.TemporaryDirectory(prefix="course-resume-") as folder:
+        clean = _run(funcs, "_worker_resume", (seed, epochs, os.path.join(folder, "clean.pt"), -1))
+        if clean[0]["saved"] != list(range(1, epochs + 1)):
+            raise Mismatch(f"a run of {epochs} epochs saved snapshots for epochs {clean[0]['saved']}: save one after "
+                           f"every epoch, with the number of epochs done (1 to {epochs}).")
+        if clean[0]["set_epoch"] != list(range(epochs)):
+            raise Mismatch(f"sampler.set_epoch was called with {clean[0]['set_epoch']}: call it once per epoch with "
+                           f"the epoch's number (0 to {epochs - 1}), or every epoch has the same order.")
+        path = os.path.join(folder, "killed.pt")
+        killed = distributed.run_on_ranks(funcs, f"{_MODULE}:_worker_resume", (seed, epochs, path, kill_after),
+                                          timeout=TIMEOUT)
+        if killed[-1].status != "died":
+            raise Mismatch(f"the run that should have been killed after epoch {kill_after} was not: "
+                           f"{killed[-1].error or 'it finished'}.")
+        resumed = _run(funcs, "_worker_resume", (seed, epochs, path, -1))
+    if resumed[0]["saved"][:1] != [kill_after + 1]:
+        raise Mismatch(f"after the restart, training started again at epoch 0: load the snapshot when it exists "
+                       f"and go on from the epoch it holds ({kill_after}).")
+    if resumed[0]["set_epoch"] != list(range(kill_after, epochs)):
+        raise Mismatch(f"after the restart set_epoch was called with {resumed[0]['set_epoch']}, not {kill_after} to "
+                       f"{epochs - 1}: give it the real epoch number, or the resumed epochs repeat the data order of "
+                       "the first ones.")
+    if not values_close(resumed[0]["weights"], clean[0]["weights"], rtol=1e-5, atol=1e-6):
+        raise Mismatch("the resumed run ends with other weights than a run that was never killed: restore the model "
+                       "and the optimizer from the snapshot, and give set_epoch the real epoch number.")
+
+
+ex5 = Exercise(
+    5, "(train_resumable, save_checkpoint, load_checkpoint)", points=3, judge=_judge_resume,
+    cases=lambda: [(75, 3, 2)], needs_callable=False,
+    hints=[
+        "When a worker dies, torchrun restarts every worker from the top of the script. The only memory of the "
+        "killed run is the last snapshot: a restarted run that finds one must continue from there, with the same "
+        "weights, optimizer state and data order as if nothing had happened.",
+        "os.path.exists(snapshot_path), your load_checkpoint (it returns the epoch), DDP around the model, "
+        "a DistributedSampler (shuffled, seed 0) with set_epoch, a DataLoader with sampler=..., "
+        "and your save_checkpoint after every epoch.",
+        "the first epoch is 0, or what load_checkpoint(...) returns when os.path.exists(____);  ddp = ...; "
+        "sampler = ...; loader = DataLoader(dataset, batch_size=_, sampler=____);  for epoch in range(_____, epochs): "
+        "sampler.set_epoch(____), one pass over loader, save_checkpoint(model, optimizer, ____, snapshot_path)",
+    ],
+)
+
+EXERCISES = (ex1, ex2, ex3, ex4, ex5)

@@ -1,0 +1,104 @@
+"""The workers of a :class:`helpers.distributed.Pool`: each rank reads jobs on a pipe and answers on another.
+
+Each line is a job (JSON): import the job's file of functions, join a fresh ``gloo`` process
+group on the job's store (with a timeout, so a hung collective ends), call the entry point,
+save what it returns, leave the group, and answer ``{"status": "ok"}`` or the error.
+The checks judge on the CPU with ``gloo`` on every machine, so that their numbers do not
+depend on the hardware. A worker ends when its job pipe closes (the notebook went away).
+
+Introduced in lesson 07.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import importlib.util
+import json
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # so that pickling what it defines works within the job
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_job(request: dict) -> dict:
+    import torch
+    import torch.distributed as dist
+
+    job, rank = Path(request["job"]), request["rank"]
+    timeout = datetime.timedelta(seconds=request["timeout"])
+    store = dist.TCPStore("127.0.0.1", request["port"], is_master=False, timeout=timeout)
+    answer = _load(job / "answer.py", f"answer_{job.name}")
+    module_name, _, func = request["entry"].partition(":")
+    entry = getattr(importlib.import_module(module_name), func)
+    args = torch.load(job / "args.pt", weights_only=False)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=request["world_size"], timeout=timeout)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = entry(answer, rank, request["world_size"], *args, **request.get("kwargs", {}))
+        torch.save(value, job / f"result{rank}.pt")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return {"status": "ok"}
+
+
+def serve(jobs, replies) -> None:
+    """Answer each job read from ``jobs`` on ``replies`` until ``jobs`` closes."""
+    for line in jobs:
+        try:
+            reply = run_job(json.loads(line))
+        except BaseException as err:  # noqa: B036  (the job failed: say why, stay alive for the next)
+            if isinstance(err, SystemExit) and err.code not in (None, 0):
+                raise
+            text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            reply = {"status": "error", "error": f"{type(err).__name__}: {text}"[:500],
+                     "trace": traceback.format_exc()[-2000:]}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+def main() -> None:
+    """``python -m helpers.worker_loop IN,OUT IN,OUT ...``: one pair of pipe descriptors per rank.
+
+    torch is imported once, then the process forks one copy per further rank (before any thread
+    exists, so the fork is safe): starting a pool costs one import of torch, not one per rank.
+    """
+    import os
+
+    import torch
+    import torch.distributed  # noqa: F401  (imported once, before the fork, for every rank)
+    import torch.nn.parallel  # noqa: F401
+    import torch.utils.data  # noqa: F401
+
+    import helpers.checks.lesson07  # noqa: F401  (the checks' worker functions)
+
+    torch.set_num_threads(1)
+    pairs = [tuple(int(fd) for fd in arg.split(",")) for arg in sys.argv[1:]]
+    mine = 0
+    for rank in range(1, len(pairs)):
+        if os.fork() == 0:
+            mine = rank
+            break
+    for rank, (fd_in, fd_out) in enumerate(pairs):
+        if rank != mine:  # only this rank's pipes stay open here, so a dead rank shows as end of file
+            os.close(fd_in)
+            os.close(fd_out)
+    with os.fdopen(pairs[mine][0], "r") as jobs, os.fdopen(pairs[mine][1], "w") as replies:
+        replies.write(json.dumps({"status": "ready"}) + "\n")  # started: the job's deadline begins now
+        replies.flush()
+        serve(jobs, replies)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

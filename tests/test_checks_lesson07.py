@@ -1,0 +1,399 @@
+"""Lesson 07's checks: known-right answers (written several ways) pass, known-wrong ones fail with the
+message that names the mistake. Every check here really runs two worker processes (gloo on the CPU)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler
+
+from helpers import distributed
+from helpers.checks import lesson07 as checks
+from helpers.checks.core import Outcome
+
+pytestmark = pytest.mark.slow
+
+
+def _passes(ex, answer):
+    result = ex.check(answer)
+    assert result.outcome is Outcome.CORRECT, str(result)
+
+
+def _fails(ex, answer, *words):
+    result = ex.check(answer)
+    assert result.outcome is Outcome.INCORRECT, str(result)
+    for word in words:
+        assert word in result.message, result.message
+
+
+# ------------------------------------------------------------------ 1: average_gradients
+
+
+def average_gradients(model):
+    world_size = dist.get_world_size()
+    for p in model.parameters():
+        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+        p.grad /= world_size
+
+
+def average_gradients_avg_op(model):
+    grads = [p.grad for p in model.parameters()]
+    flat = torch.cat([g.flatten() for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def sum_only(model):
+    for p in model.parameters():
+        dist.all_reduce(p.grad)
+
+
+def broadcast_from_zero(model):
+    for p in model.parameters():
+        dist.broadcast(p.grad, src=0)
+
+
+def nothing(model):
+    return None
+
+
+def average_and_step(model):
+    for p in model.parameters():
+        dist.all_reduce(p.grad)
+        p.grad /= dist.get_world_size()
+        p.data -= 0.1 * p.grad
+
+
+def only_on_rank_zero(model):
+    if dist.get_rank() == 0:
+        for p in model.parameters():
+            dist.all_reduce(p.grad)
+            p.grad /= 2
+
+
+def stub(model):
+    raise NotImplementedError()
+
+
+def test_allreduce_right_answers_pass():
+    _passes(checks.ex1, average_gradients)
+    _passes(checks.ex1, average_gradients_avg_op)
+
+
+@pytest.mark.parametrize("answer, words", [
+    (sum_only, ["sum", "divide by the world size"]),
+    (broadcast_from_zero, ["broadcast"]),
+    (nothing, ["unchanged"]),
+    (average_and_step, ["weights changed"]),
+    (only_on_rank_zero, ["inside `if rank == 0`"]),
+])
+def test_allreduce_wrong_answers_are_named(answer, words):
+    _fails(checks.ex1, answer, *words)
+
+
+def test_allreduce_stub_is_not_attempted():
+    assert checks.ex1.check(stub).outcome is Outcome.NOT_ATTEMPTED
+
+
+# ------------------------------------------------------------------ 2: epoch_shards
+
+
+def epoch_shards(n, world_size, epoch):
+    shards = []
+    for rank in range(world_size):
+        sampler = DistributedSampler(range(n), num_replicas=world_size, rank=rank, shuffle=True, seed=0)
+        sampler.set_epoch(epoch)
+        shards.append(list(sampler))
+    return shards
+
+
+def epoch_shards_tensors(n, world_size, epoch):
+    out = []
+    for r in range(world_size):
+        s = DistributedSampler(list(range(n)), world_size, r)
+        s.set_epoch(epoch)
+        out.append(torch.tensor(list(s)))
+    return tuple(out)
+
+
+def shards_no_set_epoch(n, world_size, epoch):
+    return [list(DistributedSampler(range(n), num_replicas=world_size, rank=r)) for r in range(world_size)]
+
+
+def shards_unshuffled(n, world_size, epoch):
+    return [list(DistributedSampler(range(n), num_replicas=world_size, rank=r, shuffle=False))
+            for r in range(world_size)]
+
+
+def shards_drop_last(n, world_size, epoch):
+    out = []
+    for r in range(world_size):
+        s = DistributedSampler(range(n), num_replicas=world_size, rank=r, drop_last=True)
+        s.set_epoch(epoch)
+        out.append(list(s))
+    return out
+
+
+def shards_everything(n, world_size, epoch):
+    g = torch.Generator().manual_seed(epoch)
+    return [torch.randperm(n, generator=g).tolist() for _ in range(world_size)]
+
+
+def shards_random_each_call(n, world_size, epoch):
+    perm = torch.randperm(n).tolist()
+    per = -(-n // world_size)
+    perm += perm[: per * world_size - n]
+    return [perm[r::world_size] for r in range(world_size)]
+
+
+def test_shards_right_answers_pass():
+    _passes(checks.ex2, epoch_shards)
+    _passes(checks.ex2, epoch_shards_tensors)
+
+
+@pytest.mark.parametrize("answer, words", [
+    (shards_no_set_epoch, ["set_epoch"]),
+    (shards_unshuffled, ["not shuffled"]),
+    (shards_drop_last, ["never used", "drop_last"]),
+    (shards_everything, ["whole data set"]),
+    (shards_random_each_call, ["same epoch"]),
+])
+def test_shards_wrong_answers_are_named(answer, words):
+    _fails(checks.ex2, answer, *words)
+
+
+# ------------------------------------------------------------------ 3: ddp_step
+
+
+def ddp_step(model, images, labels, lr):
+    ddp = DDP(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=lr)
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    x, y = images.chunk(world_size)[rank], labels.chunk(world_size)[rank]
+    optimizer.zero_grad()
+    F.cross_entropy(ddp(x), y).backward()
+    optimizer.step()
+
+
+def ddp_step_strided(model, images, labels, lr):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    net = DDP(model, device_ids=None)
+    opt = torch.optim.SGD(model.parameters(), lr)
+    loss = torch.nn.CrossEntropyLoss()(net(images[rank::world]), labels[rank::world])
+    loss.backward()
+    opt.step()
+    return net
+
+
+def step_without_ddp(model, images, labels, lr):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    F.cross_entropy(model(images.chunk(world)[rank]), labels.chunk(world)[rank]).backward()
+    opt.step()
+
+
+def step_full_batch(model, images, labels, lr):
+    ddp = DDP(model)
+    opt = torch.optim.SGD(ddp.parameters(), lr=lr)
+    F.cross_entropy(ddp(images), labels).backward()
+    opt.step()
+
+
+def step_sum_loss(model, images, labels, lr):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    ddp = DDP(model)
+    opt = torch.optim.SGD(ddp.parameters(), lr=lr)
+    F.cross_entropy(ddp(images.chunk(world)[rank]), labels.chunk(world)[rank], reduction="sum").backward()
+    opt.step()
+
+
+def step_same_shard(model, images, labels, lr):
+    ddp = DDP(model)
+    opt = torch.optim.SGD(ddp.parameters(), lr=lr)
+    half = len(images) // dist.get_world_size()
+    F.cross_entropy(ddp(images[:half]), labels[:half]).backward()
+    opt.step()
+
+
+def step_no_step(model, images, labels, lr):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    ddp = DDP(model)
+    F.cross_entropy(ddp(images.chunk(world)[rank]), labels.chunk(world)[rank]).backward()
+
+
+def test_ddp_step_right_answers_pass():
+    _passes(checks.ex3, ddp_step)
+    _passes(checks.ex3, ddp_step_strided)
+
+
+@pytest.mark.parametrize("answer, words", [
+    (step_without_ddp, ["DistributedDataParallel"]),
+    (step_full_batch, ["whole batch"]),
+    (step_sum_loss, ["4 times too large"]),
+    (step_same_shard, ["disjoint"]),
+    (step_no_step, ["did not change"]),
+])
+def test_ddp_step_wrong_answers_are_named(answer, words):
+    _fails(checks.ex3, answer, *words)
+
+
+def test_ddp_step_equals_a_single_process_full_batch_step():
+    """The numbers themselves: two real processes, DDP, against plain torch on the whole batch."""
+    out = distributed.run_on_ranks([ddp_step], "helpers.checks.lesson07:_worker_step", (5, 8, 0.3))
+    model, (x, y) = checks.tiny_model(5), checks.tiny_batch(8, 6)
+    want = checks._sgd_step(model, x, y, 0.3)
+    assert [r.status for r in out] == ["ok", "ok"]
+    for r in out:
+        torch.testing.assert_close(r.value["weights"], want, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(want, checks._flat(model))
+
+
+# ------------------------------------------------------------------ 4: checkpoints
+
+
+def save_checkpoint(model, optimizer, epoch, path):
+    if dist.get_rank() == 0:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}, path)
+    dist.barrier()
+
+
+def load_checkpoint(path, model, optimizer):
+    ckpt = torch.load(path, map_location="cpu")
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    return ckpt["epoch"]
+
+
+def load_checkpoint_device(path, model, optimizer):
+    device = next(model.parameters()).device
+    state = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["epoch"])
+
+
+def save_every_rank(model, optimizer, epoch, path):
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}, path)
+    dist.barrier()
+
+
+def save_no_barrier(model, optimizer, epoch, path):
+    if dist.get_rank() == 0:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}, path)
+
+
+def save_barrier_inside(model, optimizer, epoch, path):
+    if dist.get_rank() == 0:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}, path)
+        dist.barrier()
+
+
+def save_whole_objects(model, optimizer, epoch, path):
+    if dist.get_rank() == 0:
+        torch.save({"model": model, "optimizer": optimizer, "epoch": epoch}, path)
+    dist.barrier()
+
+
+def save_model_only(model, optimizer, epoch, path):
+    if dist.get_rank() == 0:
+        torch.save({"model": model.state_dict(), "epoch": epoch}, path)
+    dist.barrier()
+
+
+def load_no_map_location(path, model, optimizer):
+    ckpt = torch.load(path)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    return ckpt["epoch"]
+
+
+def load_model_only(path, model, optimizer):
+    ckpt = torch.load(path, map_location="cpu")
+    model.load_state_dict(ckpt["model"])
+    return ckpt["epoch"]
+
+
+def test_checkpoint_right_answers_pass():
+    _passes(checks.ex4, (save_checkpoint, load_checkpoint))
+    _passes(checks.ex4, (save_checkpoint, load_checkpoint_device))
+
+
+@pytest.mark.parametrize("answer, words", [
+    ((save_every_rank, load_checkpoint), ["only rank 0"]),
+    ((save_no_barrier, load_checkpoint), ["went on before rank 0"]),
+    ((save_barrier_inside, load_checkpoint), ["collective"]),
+    ((save_whole_objects, load_checkpoint), ["state_dict"]),
+    ((save_checkpoint, load_no_map_location), ["map_location"]),
+    ((save_checkpoint, load_model_only), ["momentum"]),
+])
+def test_checkpoint_wrong_answers_are_named(answer, words):
+    _fails(checks.ex4, answer, *words)
+
+
+# ------------------------------------------------------------------ 5: resume
+
+
+def train_resumable(model, optimizer, dataset, epochs, snapshot_path):
+    start = 0
+    if os.path.exists(snapshot_path):
+        start = load_checkpoint(snapshot_path, model, optimizer)
+    ddp = DDP(model)
+    sampler = DistributedSampler(dataset, shuffle=True, seed=0)
+    loader = DataLoader(dataset, batch_size=4, sampler=sampler)
+    for epoch in range(start, epochs):
+        sampler.set_epoch(epoch)
+        for x, y in loader:
+            optimizer.zero_grad()
+            F.cross_entropy(ddp(x), y).backward()
+            optimizer.step()
+        save_checkpoint(model, optimizer, epoch + 1, snapshot_path)
+
+
+def train_never_resumes(model, optimizer, dataset, epochs, snapshot_path):
+    ddp = DDP(model)
+    sampler = DistributedSampler(dataset, shuffle=True, seed=0)
+    loader = DataLoader(dataset, batch_size=4, sampler=sampler)
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        for x, y in loader:
+            optimizer.zero_grad()
+            F.cross_entropy(ddp(x), y).backward()
+            optimizer.step()
+        save_checkpoint(model, optimizer, epoch + 1, snapshot_path)
+
+
+def train_relative_epoch(model, optimizer, dataset, epochs, snapshot_path):
+    start = load_checkpoint(snapshot_path, model, optimizer) if os.path.exists(snapshot_path) else 0
+    ddp = DDP(model)
+    sampler = DistributedSampler(dataset, seed=0)
+    loader = DataLoader(dataset, batch_size=4, sampler=sampler)
+    for i in range(epochs - start):
+        sampler.set_epoch(i)  # the number since the restart, not the real epoch
+        for x, y in loader:
+            optimizer.zero_grad()
+            F.cross_entropy(ddp(x), y).backward()
+            optimizer.step()
+        save_checkpoint(model, optimizer, start + i + 1, snapshot_path)
+
+
+def test_resume_right_answer_passes():
+    _passes(checks.ex5, (train_resumable, save_checkpoint, load_checkpoint))
+
+
+@pytest.mark.parametrize("answer, words", [
+    ((train_never_resumes, save_checkpoint, load_checkpoint), ["started again at epoch 0"]),
+    ((train_relative_epoch, save_checkpoint, load_checkpoint), ["set_epoch was called with"]),
+    ((train_resumable, save_checkpoint, load_model_only), ["other weights"]),
+])
+def test_resume_wrong_answers_are_named(answer, words):
+    _fails(checks.ex5, answer, *words)
+

@@ -1,0 +1,104 @@
+"""helpers.distributed and lesson 07's widget: real processes, hangs that end, a killed worker resumed by torchrun."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from helpers import distributed, widgets_distributed
+from tests.test_checks_lesson07 import load_checkpoint, save_checkpoint, train_resumable
+
+
+def ranks_and_sum(rank, world_size, offset):
+    t = torch.tensor([float(rank + offset)])
+    dist.all_reduce(t)
+    return rank, world_size, t.item()
+
+
+def barrier_on_rank_zero_only(rank, world_size):
+    if rank == 0:
+        dist.barrier()
+    else:
+        time.sleep(120)  # never reaches the barrier
+    return rank
+
+
+def test_run_gives_each_ranks_value_and_the_collective_result():
+    assert distributed.run(ranks_and_sum, 10) == [(0, 2, 21.0), (1, 2, 21.0)]
+
+
+def test_a_hung_collective_ends_by_the_deadline_and_the_pool_recovers():
+    start = time.monotonic()
+    with pytest.raises(distributed.LaunchError, match="rank 1 hung"):
+        distributed.run(barrier_on_rank_zero_only, timeout=2)
+    assert time.monotonic() - start < 30
+    assert distributed.run(ranks_and_sum, 0) == [(0, 2, 1.0), (1, 2, 1.0)]  # a fresh pool
+
+
+def test_only_functions_with_source_can_be_sent():
+    with pytest.raises(TypeError, match="only functions and classes defined"):
+        distributed.module_source(len)
+
+
+def killed_once(rank, world_size, device, epochs, path, kill):
+    """train_resumable under torchrun; rank 1 is SIGKILLed after the snapshot of epoch 2 on the first attempt."""
+    global save_checkpoint
+    real_save, attempt = save_checkpoint, int(os.environ["TORCHELASTIC_RESTART_COUNT"])
+
+    def save_and_maybe_die(model, optimizer, epoch, p):
+        real_save(model, optimizer, epoch, p)
+        if kill and attempt == 0 and epoch == 2 and rank == 1:
+            os.kill(os.getpid(), 9)
+
+    save_checkpoint = save_and_maybe_die
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    g = torch.Generator().manual_seed(1)
+    data = TensorDataset(torch.randn(32, 6, generator=g), torch.randint(0, 3, (32,), generator=g))
+    train_resumable(model, optimizer, data, epochs, path)
+    return attempt, torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+@pytest.mark.slow
+def test_torchrun_restarts_a_killed_worker_and_the_run_resumes(tmp_path):
+    """The real torchrun (localhost:0, --max-restarts=1): rank 1 dies by SIGKILL, both ranks come back on
+    attempt 1, resume from the snapshot, and end with the weights of a run that was never killed."""
+    functions = [train_resumable, save_checkpoint, load_checkpoint, killed_once]
+    run = distributed.torchrun(functions, "killed_once", (4, str(tmp_path / "snap.pt"), True), max_restarts=1,
+                               cpu=True)
+    assert run.returncode == 0, run.log[-3000:]
+    assert [attempt for attempt, _ in run.values] == [1, 1], run.log[-3000:]  # both ranks restarted once
+    clean = distributed.torchrun(functions, "killed_once", (4, str(tmp_path / "clean.pt"), False), cpu=True)
+    assert clean.returncode == 0 and [a for a, _ in clean.values] == [0, 0], clean.log[-3000:]
+    for (_, resumed), (_, uninterrupted) in zip(run.values, clean.values, strict=True):
+        torch.testing.assert_close(resumed, uninterrupted)
+
+
+def test_predicted_speedups_follow_the_model():
+    free = widgets_distributed.predicted_speedups(10.0, 0.0, 10.0, 0.0, max_procs=8)
+    assert free == pytest.approx([float(n) for n in range(1, 9)])  # no communication: perfect scaling
+    slow = widgets_distributed.predicted_speedups(1.0, 100.0, 0.1, 20.0, max_procs=8, overlap=False)
+    assert slow[0] == 1.0 and all(s < 1.0 for s in slow[1:])  # a big all-reduce on a slow link loses
+    hidden = widgets_distributed.predicted_speedups(10.0, 1.0, 1.0, 0.0, max_procs=4, overlap=True)
+    assert hidden == pytest.approx([1.0, 2.0, 3.0, 4.0])  # 1.5 ms of all-reduce hides behind 10 ms
+
+
+def test_scaling_explorer_redraws_when_a_slider_moves():
+    explorer = widgets_distributed.ScalingExplorer(compute_ms=1.0, grad_mb=1.0, bandwidth_gbs=1.0, measured={2: 1.4})
+    before = list(explorer.speedups)
+    explorer.bandwidth.value = 100.0
+    assert explorer.speedups[7] > before[7]
+    assert "8 processes" in explorer.label.value
+
+
+def test_plot_shards_colours_each_example_by_its_rank():
+    fig = widgets_distributed.plot_shards([[[0, 2], [1, 3]], [[3, 0], [2, 1]]], n=4)
+    image = fig.axes[0].images[0].get_array()
+    assert image.shape == (2, 4) and image[0].tolist() == [0, 1, 0, 1] and image[1].tolist() == [0, 1, 1, 0]
