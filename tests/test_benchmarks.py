@@ -30,12 +30,12 @@ def _source(lesson):
 
 
 @pytest.mark.parametrize("lesson, snippets", [
-    ("04_cnn", ["build_cnn(c1=16, c2=32).to(device, memory_format=torch.channels_last)", "lr=5e-3", "max_lr=5e-3",
+    ("04_cnn", ["cnn(c1=16, c2=32).to(device, memory_format=torch.channels_last)", "lr=5e-3", "max_lr=5e-3",
                 "fast_or_full(fast=1, full=3)", "batch_size=128, shuffle=True, seed=0"]),
     ("05_training_loop", ["lr=3e-3", "CosineAnnealingLR(optimizer, T_max=epochs)", "fast_or_full(fast=2, full=8)",
                           "nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128)",
                           "batch_size=256, shuffle=True, seed=0"]),
-    ("06_validation", ["split_dataset(full_train, 0.1, seed=0)", "lr=1e-3", "EarlyStopping(patience=3)",
+    ("06_validation", ["split(full_train, 0.1, seed=0)", "lr=1e-3", "(patience=3)",
                        "fast_or_full(fast=3, full=25)", "def make_mlp(hidden=(256, 128))"]),
 ])
 def test_the_benchmark_trains_what_the_notebooks_train(lesson, snippets):
