@@ -128,6 +128,7 @@ class RankResult:
     status: str
     value: Any = None
     error: str = ""
+    answered: bool = True  # False: the rank was gone before it ran any of the job
 
 
 class Pool:
@@ -147,12 +148,16 @@ class Pool:
         self.proc: subprocess.Popen | None = None
         self.jobs: list = []  # per rank: the pipe we write jobs to
         self.replies: list = []  # per rank: the pipe we read answers from
-        self.ready: set[int] = set()  # the ranks that said they have started
+        self.ready: dict[int, int] = {}  # rank -> pid, for the ranks that said they have started
         self.folder = Path(tempfile.mkdtemp(prefix="course-ddp-"))
         self.starts = 0
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None and len(self.replies) == self.nproc
+        """Every rank is still there. A grading sandbox kills a cell's processes before the next cell
+        runs, so a pool kept from an earlier cell may have lost some of its ranks (or all)."""
+        if self.proc is None or self.proc.poll() is not None or len(self.replies) != self.nproc:
+            return False
+        return all(_running(pid) for pid in self.ready.values())
 
     def start(self) -> None:
         """Start the workers (in the background: the first job waits for them)."""
@@ -181,7 +186,7 @@ class Pool:
                 f.close()
             except OSError:
                 pass
-        self.proc, self.jobs, self.replies, self.ready = None, [], [], set()
+        self.proc, self.jobs, self.replies, self.ready = None, [], [], {}
 
     def run(self, source: str, entry: str, args: Sequence = (), *, timeout: float = 20.0,
             kwargs: dict | None = None) -> list[RankResult]:
@@ -189,6 +194,16 @@ class Pool:
 
         ``kwargs`` (plain JSON values) go to the entry point as keyword arguments.
         """
+        reused = self.alive()
+        results = self._run(source, entry, args, timeout, kwargs)
+        if reused and any(r.status == "died" and not r.answered for r in results):
+            # A rank of a pool kept from an earlier job was gone before it took this one (killed from
+            # outside between two cells, as a grading sandbox does): run it once more on a fresh pool.
+            results = self._run(source, entry, args, timeout, kwargs)
+        return results
+
+    def _run(self, source: str, entry: str, args: Sequence, timeout: float, kwargs: dict | None
+             ) -> list[RankResult]:
         from torch.distributed import TCPStore
 
         if not self.alive():
@@ -234,7 +249,7 @@ class Pool:
             line = pipe.readline() if got else ""
             if not line:
                 return f"the worker of rank {rank} did not start: {self._stderr()}"
-            self.ready.add(rank)
+            self.ready[rank] = json.loads(line).get("pid", -1)
         return ""
 
     def _stderr(self) -> str:
@@ -264,7 +279,8 @@ class Pool:
                 if not line:
                     code = self.proc.poll() if rank == 0 and self.proc else None
                     how = f"exit code {code}, " if code is not None else ""
-                    results[rank] = RankResult(rank, "died", error=f"the process ended ({how}{self._stderr()})")
+                    results[rank] = RankResult(rank, "died", error=f"the process ended ({how}{self._stderr()})",
+                                               answered=(job / f"started{rank}").exists())
                     died_at = died_at or time.monotonic()
                     continue
                 reply = json.loads(line)
@@ -276,6 +292,21 @@ class Pool:
         sel.close()
         return [results.get(r, RankResult(r, "hung", error="no answer before the deadline"))
                 for r in range(self.nproc)]
+
+
+def _running(pid: int) -> bool:
+    """The process is there and not a zombie (a killed process not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        if sys.platform.startswith("linux"):
+            return False
+        try:  # no /proc: at least the pid exists
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
 
 
 def _td(seconds: float):

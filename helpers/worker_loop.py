@@ -34,6 +34,7 @@ def run_job(request: dict) -> dict:
     import torch.distributed as dist
 
     job, rank = Path(request["job"]), request["rank"]
+    (job / f"started{rank}").touch()  # this rank took the job: a death from now on is the job's
     timeout = datetime.timedelta(seconds=request["timeout"])
     store = dist.TCPStore("127.0.0.1", request["port"], is_master=False, timeout=timeout)
     answer = _load(job / "answer.py", f"answer_{job.name}")
@@ -94,7 +95,8 @@ def main() -> None:
             os.close(fd_in)
             os.close(fd_out)
     with os.fdopen(pairs[mine][0], "r") as jobs, os.fdopen(pairs[mine][1], "w") as replies:
-        replies.write(json.dumps({"status": "ready"}) + "\n")  # started: the job's deadline begins now
+        # started (the job's deadline begins now); the pid lets the pool see a rank killed from outside
+        replies.write(json.dumps({"status": "ready", "pid": os.getpid()}) + "\n")
         replies.flush()
         serve(jobs, replies)
     os._exit(0)

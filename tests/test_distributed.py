@@ -41,6 +41,36 @@ def test_a_hung_collective_ends_by_the_deadline_and_the_pool_recovers():
     assert distributed.run(ranks_and_sum, 0) == [(0, 2, 1.0), (1, 2, 1.0)]  # a fresh pool
 
 
+def rank_one_exits(rank, world_size):
+    if rank == 1:
+        os._exit(3)
+    dist.barrier()
+    return rank
+
+
+@pytest.mark.parametrize("victims", ["every rank", "rank 1"])
+def test_a_pool_killed_from_outside_between_jobs_is_started_afresh(victims):
+    """What a grading sandbox does between two cells: SIGKILL the cell's processes. The next job
+    must not lose a rank to the dead pool."""
+    pool = distributed.pool(2)
+    assert distributed.run(ranks_and_sum, 0) == [(0, 2, 1.0), (1, 2, 1.0)]
+    starts = pool.starts
+    pids = list(pool.ready.values()) if victims == "every rank" else [pool.ready[1]]
+    for pid in pids:
+        os.kill(pid, 9)
+    assert distributed.run(ranks_and_sum, 1) == [(0, 2, 3.0), (1, 2, 3.0)]
+    assert pool.starts == starts + 1
+
+
+def test_a_rank_that_dies_during_its_job_is_reported_not_retried():
+    pool = distributed.pool(2)
+    distributed.run(ranks_and_sum, 0)  # a pool kept from an earlier job
+    starts = pool.starts
+    with pytest.raises(distributed.LaunchError, match=r"rank 1 died: the process ended"):
+        distributed.run(rank_one_exits, timeout=5)
+    assert pool.starts == starts  # the job ran once: a death inside the job is the answer's
+
+
 def test_only_functions_with_source_can_be_sent():
     with pytest.raises(TypeError, match="only functions and classes defined"):
         distributed.module_source(len)
@@ -102,3 +132,30 @@ def test_plot_shards_colours_each_example_by_its_rank():
     fig = widgets_distributed.plot_shards([[[0, 2], [1, 3]], [[3, 0], [2, 1]]], n=4)
     image = fig.axes[0].images[0].get_array()
     assert image.shape == (2, 4) and image[0].tolist() == [0, 1, 0, 1] and image[1].tolist() == [0, 1, 1, 0]
+
+
+def test_with_gpus_every_gpu_gets_a_rank_and_nccl(monkeypatch):
+    """No GPU here: CUDA is simulated, to check what the code chooses without edits on a GPU machine
+    (one rank per GPU, nccl, cuda:LOCAL_RANK, torchrun with --nproc-per-node=GPUs). That NCCL really
+    runs needs a GPU machine."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert distributed.backend() == "nccl"
+    assert distributed.default_nproc() == 4
+    assert distributed.device_for(3) == torch.device("cuda", 3)
+    launched = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_popen(cmd, **kwargs):
+        launched["cmd"] = cmd
+        raise Stop
+
+    monkeypatch.setattr(distributed.subprocess, "Popen", fake_popen)
+    with pytest.raises(Stop):
+        distributed.torchrun([ranks_and_sum], "ranks_and_sum")
+    assert "--nproc-per-node=4" in launched["cmd"] and "--rdzv-endpoint=localhost:0" in launched["cmd"]
+    with pytest.raises(Stop):
+        distributed.torchrun([ranks_and_sum], "ranks_and_sum", cpu=True)  # the checks: gloo, 2 processes
+    assert "--nproc-per-node=2" in launched["cmd"]

@@ -310,13 +310,17 @@ def _signal(pids: list[int], sig: int) -> int:
     return sent
 
 
-def kill_strays(kernel: int, uid: int | None, rounds: int = 40) -> int:
+def kill_strays(kernel: int, uid: int | None, wait_s: float = 10.0) -> int:
     """SIGKILL every process the kernel left behind (see :func:`strays`), keeping the kernel.
 
-    They are stopped first, so that a fork bomb cannot outrun the killing. Returns how many were killed.
+    They are stopped first, so that a fork bomb cannot outrun the killing. It returns once none is
+    left running (killed ones are zombies or gone), or after ``wait_s``: on a loaded machine a
+    process with a large memory (torch) takes a while to end, and the next cell must not find it
+    half dead (a worker pool that looks alive and then loses a rank in the middle of a job).
+    Returns how many were killed.
     """
-    killed = 0
-    for _ in range(rounds):
+    killed, deadline = 0, time.monotonic() + wait_s
+    while time.monotonic() < deadline:
         found = strays(kernel, uid)
         if not found:
             break
