@@ -4,7 +4,10 @@ The judges run the learner's loop and PyTorch's reference loop from the same
 weights on the same small batches and compare the weights afterwards; a probe
 layer records whether the model ran in train or eval mode and with gradients on,
 so the checks can name the classic bugs (no ``zero_grad``, evaluating in train mode,
-averaging batch means over an uneven last batch).
+averaging batch means over an uneven last batch). Exercise 6's judge gives the learner's fixed step a
+model whose ``.grad`` still holds an earlier batch's gradient, then compares every ``.grad`` with this
+batch's gradient and the weights with one SGD step (``loss.backwards()``, a missing or misplaced
+``zero_grad``, ``step`` or ``backward`` each get their own message).
 
 Introduced in lesson 05.
 """
