@@ -255,3 +255,129 @@ def test_ex4_integer_division_in_the_accuracy_is_named():
             correct = sum((model(x.to(device)).argmax(1) == y.to(device)).sum().item() for x, y in loader)
         return loss, correct // sum(len(y) for _, y in loader)
     assert_incorrect(L.ex4.check(evaluate), "integer division", "/")
+
+
+def test_ex3_backwards_is_named():
+    def train(model, loader, loss_fn, optimizer, device):
+        model.train()
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backwards()
+            optimizer.step()
+        return 0.0
+    assert_incorrect(L.ex3.check(train), "AttributeError", "backward, without an s")
+
+
+# ------------------------------------------------------------------ exercise 6
+
+
+def _step(model, images, labels, loss_fn, optimizer, *, zero="start", backward="call", step=True, order="ok",
+          returns="item"):
+    """Loop D's step, right by default; each keyword writes one of the mistakes (or another right form)."""
+    if zero == "start":
+        optimizer.zero_grad()
+    elif zero == "model":
+        model.zero_grad()
+    elif zero == "zeros":
+        optimizer.zero_grad(set_to_none=False)
+    loss = loss_fn(model(images), labels)
+    if order == "step first" and step:
+        optimizer.step()
+    if backward == "call":
+        loss.backward()
+    elif backward == "autograd":
+        torch.autograd.backward(loss)
+    elif backward == "twice":
+        loss.backward(retain_graph=True)
+        loss.backward()
+    elif backward == "backwards":
+        loss.backwards()
+    elif backward == "on item":
+        loss.item().backward()
+    if order == "ok" and step:
+        optimizer.step()
+    if zero == "end":
+        optimizer.zero_grad()
+    if returns == "after":
+        with torch.no_grad():
+            return loss_fn(model(images), labels).item()
+    return {"item": lambda: loss.item(), "tensor": lambda: loss, "float": lambda: float(loss),
+            "detached": lambda: loss.detach(), "none": lambda: None}[returns]()
+
+
+def _with(**changes):
+    return lambda *a: _step(*a, **changes)
+
+
+@pytest.mark.parametrize("changes", [{}, {"zero": "model"}, {"zero": "zeros"}, {"backward": "autograd"},
+                                     {"returns": "tensor"}, {"returns": "float"}, {"returns": "detached"}],
+                         ids=str)
+def test_ex6_fixed_step_written_several_ways(changes):
+    assert_correct(L.ex6.check(_with(**changes)))
+    L.ex6.grade(_with(**changes), cases=[(L.tiny_model(seed=7), L.tiny_batch(n=9, seed=8), 0.1)])
+
+
+def test_ex6_fixed_step_in_the_lessons_words():
+    def step_fixed(model, images, labels, loss_fn, optimizer):
+        optimizer.zero_grad()
+        outputs = model(images)
+        loss = loss_fn(outputs, labels)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    assert_correct(L.ex6.check(step_fixed))
+    assert_not_attempted(L.ex6.check(stub))
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"backward": "backwards"}, ("AttributeError", "loop D's bug", "backward")),
+    ({"backward": "none", "zero": "none"}, ("earlier batch's gradient", "call backward")),
+    ({"backward": "on item"}, ("loss.item()", "loss tensor")),
+    ({"backward": "twice"}, ("does not hold the gradient", "call backward once")),
+    ({"zero": "none"}, ("reset is missing", "zero_grad")),
+    ({"zero": "end"}, (".grad is empty afterwards", "start")),
+    ({"step": False}, ("did not change", "optimizer.step()")),
+    ({"order": "step first"}, ("did not change", "after backward")),
+    ({"returns": "after"}, ("after the step",)),
+    ({"returns": "none"}, ("number", "return")),
+], ids=str)
+def test_ex6_mistakes_are_named(changes, words):
+    assert_incorrect(L.ex6.check(_with(**changes)), *words)
+
+
+def test_ex6_a_backward_never_called_is_named():
+    def no_backward(model, images, labels, loss_fn, optimizer):
+        optimizer.zero_grad()
+        loss = loss_fn(model(images), labels)
+        optimizer.step()
+        return loss.item()
+
+    def no_brackets(model, images, labels, loss_fn, optimizer):
+        optimizer.zero_grad()
+        loss = loss_fn(model(images), labels)
+        loss.backward  # noqa: B018 (the mistake: names the method, calls nothing)
+        optimizer.step()
+        return loss.item()
+    assert_incorrect(L.ex6.check(no_backward), "no parameter's .grad", "call backward on it")
+    assert_incorrect(L.ex6.check(no_brackets), "without brackets", "call it")
+
+
+def test_ex6_backward_inside_no_grad_is_named():
+    def step(model, images, labels, loss_fn, optimizer):
+        optimizer.zero_grad()
+        with torch.no_grad():
+            loss = loss_fn(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    assert_incorrect(L.ex6.check(step), "not in the graph", "torch.no_grad()")
+
+
+def test_ex6_hidden_cases_catch_what_the_visible_one_does():
+    case = (L.tiny_model(seed=7), L.tiny_batch(n=9, seed=8), 0.1)
+    with pytest.raises(AssertionError, match="reset is missing"):
+        L.ex6.grade(_with(zero="none"), cases=[case])
+    with pytest.raises(AssertionError, match="did not change"):
+        L.ex6.grade(_with(step=False), cases=[case])

@@ -4,7 +4,10 @@ The judges run the learner's loop and PyTorch's reference loop from the same
 weights on the same small batches and compare the weights afterwards; a probe
 layer records whether the model ran in train or eval mode and with gradients on,
 so the checks can name the classic bugs (no ``zero_grad``, evaluating in train mode,
-averaging batch means over an uneven last batch).
+averaging batch means over an uneven last batch). Exercise 6's judge gives the learner's fixed step a
+model whose ``.grad`` still holds an earlier batch's gradient, then compares every ``.grad`` with this
+batch's gradient and the weights with one SGD step (``loss.backwards()``, a missing or misplaced
+``zero_grad``, ``step`` or ``backward`` each get their own message).
 
 Introduced in lesson 05.
 """
@@ -23,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
 
 from helpers.checks.core import Exercise, Mismatch, NotAttempted, call_answer, describe, values_close
 from helpers.checks.probes import is_on_host, on_host
+from helpers.checks.rules import referenced_names
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -348,6 +352,8 @@ def _train_error(message: str) -> str | None:
         return "loss.backward() needs the graph: don't compute the loss inside torch.no_grad() or from .item()."
     if "backward through the graph a second time" in message:
         return "call loss.backward() once per batch, on the loss of that batch."
+    if "has no attribute 'backwards'" in message:
+        return "a tensor has no method backwards: the method is backward, without an s."
     return None
 
 
@@ -483,4 +489,125 @@ ex5 = Exercise(
     ],
 )
 
-EXERCISES = (ex1, ex2, ex3, ex4, ex5)
+# --------------------------------------------------------------- 6: fix loop D
+
+
+def tiny_batch(n: int = 5, seed: int = 61) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch for ``tiny_model``: ``n`` random inputs of 6 features and their labels (3 classes)."""
+    g = _gen(seed)
+    return torch.randn(n, 6, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def _grads(model) -> list[torch.Tensor | None]:
+    return [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
+
+
+def _flat_grads(grads) -> torch.Tensor:
+    return torch.cat([g.flatten() for g in grads])
+
+
+def _with_stale_grads(model, seed: int) -> nn.Module:
+    """A copy of ``model`` whose .grad still holds the gradient of an earlier batch, as in the middle of a loop."""
+    model = copy.deepcopy(model)
+    g = _gen(seed)
+    for p in model.parameters():
+        p.grad = torch.randn(p.shape, generator=g)
+    return model
+
+
+def _reference_step(model, batch, lr):
+    """zero_grad, forward, loss, backward, step with plain SGD; the weights, gradients and loss afterwards."""
+    model = copy.deepcopy(model)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    opt.zero_grad()
+    loss = nn.functional.cross_entropy(model(batch[0]), batch[1])
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        after = nn.functional.cross_entropy(model(batch[0]), batch[1]).item()
+    return _flat(model), _grads(model), loss.item(), after
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return values_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def _judge_step(fn, case):
+    model, batch, lr = case
+    start = _with_stale_grads(model, seed=62)
+    stale = _flat_grads(_grads(start))
+    want_w, want_g, want_loss, loss_after = _reference_step(start, batch, lr)
+    want_g = _flat_grads(want_g)
+    mine = _with_stale_grads(model, seed=62)
+    opt = torch.optim.SGD(mine.parameters(), lr=lr)
+    got = call_answer(fn, mine, batch[0], batch[1], nn.CrossEntropyLoss(), opt, name="step_fixed",
+                      explain=_step_error)
+    weights, grads = _flat(mine), _grads(mine)
+    moved = not _close(weights, _flat(start))
+    if all(g is None or not g.any() for g in grads):
+        if moved:
+            also = "" if _close(weights, want_w) else " (at the end, the step also used the earlier batch's gradient)"
+            raise Mismatch(f".grad is empty afterwards: keep the gradients' reset at the start of the step, before "
+                           f"the forward pass, where step_d has it{also}.")
+        if "backward" in referenced_names(fn):
+            raise Mismatch("no parameter's .grad was filled: `loss.backward` without brackets only names the "
+                           "method; call it.")
+        raise Mismatch("no parameter's .grad was filled: after computing the batch's loss, call backward on it.")
+    if any(g is None for g in grads):
+        raise Mismatch("some parameters have no gradient: call backward on the loss of the whole model's output "
+                       "for this batch.")
+    have_g = _flat_grads(grads)
+    if _close(have_g, stale):
+        raise Mismatch("the parameters' .grad still holds the earlier batch's gradient: this batch's loss never "
+                       "reached .grad; call backward on it.")
+    if _close(have_g, stale + want_g):
+        raise Mismatch("the gradients' reset is missing: .grad holds the earlier batch's gradient plus this one's "
+                       "(backward adds to .grad). Keep optimizer.zero_grad() at the start, as in step_d.")
+    if not _close(have_g, want_g):
+        raise Mismatch(".grad does not hold the gradient of this batch's loss: call backward once, on "
+                       "loss_fn(outputs, labels) for this batch.")
+    if not moved:
+        raise Mismatch(".grad is filled but the weights did not change: call optimizer.step() after backward "
+                       "(before backward it finds no gradient and does nothing).")
+    if not _close(weights, want_w):
+        raise Mismatch("the weights differ from one optimizer step on this batch's gradient: call "
+                       "optimizer.step() exactly once, after backward.")
+    value = _number(got, "step_fixed(...)")
+    if abs(value - want_loss) > 1e-4 * max(1.0, abs(want_loss)):
+        if abs(value - loss_after) <= 1e-4 * max(1.0, abs(loss_after)):
+            raise Mismatch("the returned loss is the one after the step: return the loss of the batch that the "
+                           "step was computed from, as a float.")
+        raise Mismatch("the weights are right but the returned number is not this batch's loss: return the loss "
+                       "as a Python float.")
+
+
+def _step_error(message: str) -> str | None:
+    if "has no attribute 'backwards'" in message:
+        return "That is loop D's bug, still there: a tensor has no method backwards; PyTorch's is backward."
+    if "'float' object has no attribute 'backward'" in message:
+        return "backward belongs to the loss tensor: call it on the loss itself, not on loss.item()."
+    if "does not require grad" in message:
+        return "the loss is not in the graph: compute it from the model's outputs, outside torch.no_grad()."
+    if "backward through the graph a second time" in message:
+        return "call backward once per step."
+    return None
+
+
+def _cases_step():
+    return [(tiny_model(seed=60), tiny_batch(), 0.5)]
+
+
+ex6 = Exercise(
+    6, "step_fixed", points=1, judge=_judge_step, cases=_cases_step,
+    hints=[
+        "Read the error from its last line up: Python names the attribute it could not find on the tensor, and "
+        "the line it stopped at. Compare that line with the five lines of section 3; the rest of step_d is right.",
+        "A method name that PyTorch does not have raises AttributeError. Tensor.backward() fills every "
+        "parameter's .grad; optimizer.zero_grad() and optimizer.step() stay where step_d has them; loss.item() "
+        "is the loss as a float.",
+        "optimizer.zero_grad()\nloss = ____          # this batch's loss\n____                 # fills every "
+        "parameter's .grad\noptimizer.step()\nreturn ____",
+    ],
+)
+
+EXERCISES = (ex1, ex2, ex3, ex4, ex5, ex6)
