@@ -87,3 +87,48 @@ def test_unknown_lesson_names_the_known_ones(root):
     with pytest.raises(ReleaseError, match="01_tensors_autograd"):
         find_lessons(root, ["99"])
     assert [lesson.name for lesson in find_lessons(root, ["1"])] == ["01_tensors_autograd"]
+
+
+def _practice(course, value="true"):
+    lines = [ln for ln in (course / "pyproject.toml").read_text().splitlines() if not ln.startswith("practice =")]
+    at = lines.index("[tool.course]") + 1
+    (course / "pyproject.toml").write_text("\n".join(lines[:at] + [f"practice = {value}"] + lines[at:]) + "\n")
+
+
+def test_graded_release_has_no_solution_and_says_so(root, tmp_path, monkeypatch):
+    """The committed release is graded: no solutions file anywhere, and solution() says why."""
+    from helpers.checks import core, lesson05
+
+    assert not list((root / "notebooks").rglob("solutions.json"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LookupError, match="graded release, so it has no solutions. Use hint"):
+        lesson05.ex3.solution()
+    assert core.NO_SOLUTIONS.format(title="x") not in lesson05.ex3.hint(3).text
+
+
+def test_practice_release_adds_a_solution_to_each_exercise(root, tmp_path, monkeypatch):
+    """[tool.course] practice = true: `make release` writes the answer cells next to the student notebook,
+    solution() shows them, `make bundle` refuses the practice release, and a bad value is named."""
+    from helpers.checks import lesson01
+    from helpers.grading import bundle
+
+    course, lesson = _copy_course(root, tmp_path)
+    _practice(course)
+    release(course)
+    folder = course / "notebooks" / lesson.name
+    data = json.loads((folder / "solutions.json").read_text())
+    assert data["lesson"] == lesson.name and sorted(data["exercises"], key=int) == [str(k) for k in range(1, 7)]
+    assert all("BEGIN SOLUTION" not in code and "raise NotImplementedError" not in code
+               for code in data["exercises"].values())
+    assert stale(course) == []  # the solutions file is part of what a practice release generates
+    monkeypatch.chdir(folder)  # the kernel's working folder is the notebook's
+    shown = lesson01.ex3.solution()
+    assert shown.code == data["exercises"]["3"] and "@" in shown.code and "practice release" in str(shown)
+    with pytest.raises(LookupError):  # a lesson's file never answers another lesson's exercises
+        __import__("helpers.checks.lesson02", fromlist=["ex1"]).ex1.solution()
+    (course / "helpers").mkdir()
+    with pytest.raises(bundle.LeakError, match="practice release"):
+        bundle.build(course, tmp_path / "bundle.zip")
+    _practice(course, '"yes"')
+    with pytest.raises(ReleaseError, match="practice .* must be true or false"):
+        release(course)

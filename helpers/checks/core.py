@@ -11,10 +11,14 @@ Introduced in lesson 01.
 from __future__ import annotations
 
 import html
+import json
+import re
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -94,6 +98,47 @@ class Hint:
             f'color:#222">💡 <b>{html.escape(self.title)}</b>, hint {self.level} of '
             f"{self.total}: {text}</div>"
         )
+
+
+@dataclass(frozen=True)
+class Solution:
+    """An exercise's reference solution, shown by ``solution()`` in a practice release only."""
+
+    title: str
+    code: str
+
+    def __str__(self) -> str:
+        return f"📖 {self.title}, a solution (practice release):\n{self.code}"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return ('<div style="border-left:4px solid #5e3c99;background:#f2eefa;padding:6px 10px;color:#222">'
+                f"📖 <b>{html.escape(self.title)}</b>, a solution (practice release):"
+                f'<pre style="margin:4px 0 0;background:none">{html.escape(self.code)}</pre></div>')
+
+
+SOLUTIONS_FILE = "solutions.json"  # written next to the student notebook by a practice release only
+NO_SOLUTIONS = ("{title}: this is a graded release, so it has no solutions. Use hint(1), hint(2) and "
+                "hint(3), and ask your instructor. (Solutions come only with practice releases: "
+                "[tool.course] practice = true in the course's pyproject.toml.)")
+
+
+def _solutions_file(lesson: str | None) -> Path | None:
+    """The practice release's solutions of ``lesson`` ("05"): next to the notebook (the kernel's working
+    folder), else in the course checkout's notebooks/ folder."""
+    if not lesson:
+        return None
+    candidates = [Path.cwd() / SOLUTIONS_FILE]
+    candidates += sorted((Path(__file__).resolve().parents[2] / "notebooks").glob(f"{lesson}_*/{SOLUTIONS_FILE}"))
+    for path in candidates:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and str(data.get("lesson", "")).startswith(f"{lesson}_"):
+            return path
+    return None
 
 
 @dataclass(frozen=True)
@@ -292,6 +337,9 @@ class Exercise:
         self._hints = tuple(hints)
         self._hints_shown = 0
         self._needs_callable = needs_callable
+        # the lesson ("05") of the checks module that made this exercise, for solution()
+        found = re.search(r"lesson(\d\d)$", sys._getframe(1).f_globals.get("__name__", ""))
+        self.lesson = found.group(1) if found else None
 
     def __repr__(self) -> str:
         return f"<{self.title}, {self.points} points: .check({self.answer_name}), .hint(1)>"
@@ -362,6 +410,20 @@ class Exercise:
             return bool(self.check(answer))  # the instant check: build_cnn's also judges the blocks it calls
         except TypeError:  # not even callable
             return False
+
+    def solution(self) -> Solution:
+        """The reference solution, in a practice release (``[tool.course] practice = true``) only.
+
+        Raises:
+            LookupError: in a graded release, which never holds solutions.
+        """
+        path = _solutions_file(self.lesson)
+        code = None
+        if path is not None:
+            code = json.loads(path.read_text(encoding="utf-8")).get("exercises", {}).get(str(self.number))
+        if not code:
+            raise LookupError(NO_SOLUTIONS.format(title=self.title))
+        return Solution(self.title, code)
 
     def hint(self, level: int | None = None) -> Hint:
         """Hint ``level`` (1 is the most general); with no level, the next one not yet shown."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -125,10 +126,52 @@ def generate(lesson: Lesson, out_dir: Path) -> Path:
             log = (proc.stdout + proc.stderr).strip()[-3000:]
             raise ReleaseError(f"nbgrader generate_assignment failed for {lesson.source}:\n{log}")
         _strip_run_metadata(produced / lesson.student.name)
+        if practice(lesson.root):
+            write_solutions(lesson, produced)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         shutil.copytree(produced, out_dir)
     return out_dir / lesson.student.name
+
+
+def practice(root: Path) -> bool:
+    """``[tool.course] practice`` in pyproject.toml: True makes practice releases, whose exercises have a
+    ``solution()``. False (the default) makes graded releases, which hold no solution."""
+    import tomllib
+
+    path = root / "pyproject.toml"
+    try:
+        value = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("course", {}).get("practice",
+                                                                                                       False)
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ReleaseError(f"cannot read {path}: {err}") from None
+    if not isinstance(value, bool):
+        raise ReleaseError(f"[tool.course] practice in {path} must be true or false (got {value!r}); "
+                           "false makes graded releases, true adds solution() for self-study.")
+    return value
+
+
+def solutions_of(lesson: Lesson) -> dict[str, str]:
+    """Exercise number -> its answer cells as the instructor notebook has them, the marker lines removed."""
+    out: dict[str, list[str]] = {}
+    for cell in read_source(lesson.source).cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        found = re.fullmatch(r"ex(\d+)_answer\w*", gid)
+        if found and cell.metadata["nbgrader"].get("solution"):
+            lines = [ln for ln in cell.source.splitlines() if ln.strip() not in ("### BEGIN SOLUTION",
+                                                                                 "### END SOLUTION")]
+            out.setdefault(found.group(1), []).append("\n".join(lines).strip())
+    return {k: "\n\n".join(v) for k, v in out.items()}
+
+
+def write_solutions(lesson: Lesson, folder: Path) -> Path:
+    """A practice release's solutions file (read by ``Exercise.solution()``), next to the student notebook."""
+    from helpers.checks.core import SOLUTIONS_FILE
+
+    path = folder / SOLUTIONS_FILE
+    path.write_text(json.dumps({"lesson": lesson.name, "practice": True, "exercises": solutions_of(lesson)},
+                               indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
 
 
 def strip_run_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:

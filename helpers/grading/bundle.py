@@ -125,6 +125,11 @@ def build(root: Path, out: Path) -> tuple[Path, int]:
         LeakError: a solution or hidden test would be inside.
     """
     files = _members(root)
+    practice = sorted(name for name in files if name.endswith("/solutions.json"))
+    if practice:
+        raise LeakError("the notebooks are a practice release, with solutions (" + ", ".join(practice) + "): "
+                        "the student bundle is for graded work. Set [tool.course] practice = false in "
+                        "pyproject.toml and run `make release`, then `make bundle`.")
     found = leaks(files, secrets(root), public_text(root))
     if found:
         raise LeakError("the student bundle would contain solutions or hidden tests:\n  " + "\n  ".join(found))
