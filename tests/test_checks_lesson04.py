@@ -13,6 +13,23 @@ from helpers.checks import lesson04 as L
 from tests.conftest import assert_correct, assert_incorrect, assert_not_attempted
 
 
+def reference_block(in_channels, out_channels):
+    """The answer to Exercise 3 (instructor side: the learner's package holds no reference)."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.BatchNorm2d(out_channels))
+
+
+def reference_cnn(c1=32, c2=64, hidden=128):
+    """The answer to Exercise 5."""
+    return nn.Sequential(reference_block(1, c1), reference_block(c1, c2), nn.Flatten(),
+                         nn.Linear(c2 * 4 * 4, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+
+def test_the_block_parameter_formula_counts_what_the_prompt_describes():
+    for cin, cout in [(1, 32), (32, 64), (3, 5)]:
+        assert L.block_params(cin, cout) == L.n_params(reference_block(cin, cout))
+
+
 def stub(*args):
     raise NotImplementedError()
 
@@ -91,7 +108,7 @@ def test_ex2_hidden_cases_catch_hard_coded_sizes():
 
 
 def test_ex3_conv_block():
-    assert_correct(L.ex3.check(L.reference_block))
+    assert_correct(L.ex3.check(reference_block))
     assert_correct(L.ex3.check(lambda i, o: nn.Sequential(nn.Conv2d(i, o, kernel_size=(5, 5), stride=1, padding=0),
                                                          nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
                                                          nn.BatchNorm2d(num_features=o))))
@@ -147,20 +164,20 @@ def test_ex4_conv_params():
 
 
 def _cnn(c1=32, c2=64, hidden=128, *, flat=None, head=(), relu=True):
-    return nn.Sequential(L.reference_block(1, c1), L.reference_block(c1, c2), nn.Flatten(),
+    return nn.Sequential(reference_block(1, c1), reference_block(c1, c2), nn.Flatten(),
                          nn.Linear(flat or c2 * 4 * 4, hidden), *([nn.ReLU()] if relu else []),
                          nn.Linear(hidden, 10), *head)
 
 
 def test_ex5_build_cnn():
-    assert_correct(L.ex5.check(L.reference_cnn))
+    assert_correct(L.ex5.check(reference_cnn))
     assert_correct(L.ex5.check(lambda c1=32, c2=64, hidden=128: _cnn(c1, c2, hidden)))
     assert_not_attempted(L.ex5.check(stub))
     assert_incorrect(L.ex5.check(lambda c1, c2, h: _cnn(c1, c2, h, flat=64 * 4 * 4)), "64·4·4", "c2 = 64")
     assert_incorrect(L.ex5.check(lambda c1, c2, h: _cnn(c1, c2, h, head=(nn.Softmax(dim=1),))), "logits")
     assert_incorrect(L.ex5.check(lambda c1, c2, h: _cnn(c1, c2, 64)), "fewer")
     assert_incorrect(L.ex5.check(lambda c1, c2, h: _cnn(c1, c2, h, relu=False)), "ReLU")
-    assert_incorrect(L.ex5.check(lambda c1, c2, h: nn.Sequential(L.reference_block(1, c1), L.reference_block(c1, c2),
+    assert_incorrect(L.ex5.check(lambda c1, c2, h: nn.Sequential(reference_block(1, c1), reference_block(c1, c2),
                                                                  nn.Linear(c2 * 16, 10))), "Flatten() is missing")
     assert_incorrect(L.ex5.check(lambda c1, c2, h: None), "nn.Module")
 
@@ -195,14 +212,14 @@ def test_ex5_is_judged_on_its_own_whatever_conv_block_is(block):
     L.ex5.grade(build_cnn)
     L.ex5.grade(build_cnn, cases=[(8, 24, 64, False), (4, 8, 32, True)])
     assert build_cnn.__globals__["conv_block"] is block
-    assert_correct(L.ex5.check(_with_block(L.reference_block)))
+    assert_correct(L.ex5.check(_with_block(reference_block)))
 
 
 def test_ex5_blocks_called_wrongly_are_named():
     def twice_the_same(c1=32, c2=64, hidden=128):
         return nn.Sequential(conv_block(1, c1), conv_block(1, c2), nn.Flatten(),  # noqa: F821
                              nn.Linear(c2 * 16, hidden), nn.ReLU(), nn.Linear(hidden, 10))
-    namespace = {"nn": nn, "conv_block": L.reference_block}
+    namespace = {"nn": nn, "conv_block": reference_block}
     wrong = type(twice_the_same)(twice_the_same.__code__, namespace, "build_cnn", twice_the_same.__defaults__)
     assert_incorrect(L.ex5.check(wrong), "[(1, 32), (1, 64)]", "from c1 to c2")
 

@@ -35,16 +35,11 @@ def _expect_int(got, name: str) -> int:
     return whole_number(got, name)
 
 
-def reference_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    """Conv2d(5×5) → ReLU → MaxPool2d(2) → BatchNorm2d: lesson 04's convolution block."""
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.BatchNorm2d(out_channels))
-
-
-def reference_cnn(c1: int = 32, c2: int = 64, hidden: int = 128) -> nn.Sequential:
-    """Lesson 04's CNN for 1×28×28 images: two blocks, flatten (c2·4·4), hidden layer, 10 logits."""
-    return nn.Sequential(reference_block(1, c1), reference_block(c1, c2), nn.Flatten(),
-                         nn.Linear(c2 * 4 * 4, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+def block_params(in_channels: int, out_channels: int) -> int:
+    """How many parameters the convolution block the prompt describes has: those of its two layers that
+    have any (a 5×5 convolution with bias, and batch norm), each built alone. No block is built here."""
+    layers = (nn.Conv2d(in_channels, out_channels, kernel_size=5), nn.BatchNorm2d(out_channels))
+    return sum(n_params(layer) for layer in layers)
 
 
 def n_params(model: nn.Module) -> int:
@@ -215,7 +210,7 @@ def _judge_block(fn, case):
         raise Mismatch(f"the layers run in the order {' → '.join(order)}; this exercise fixes "
                        f"{' → '.join(_ORDER)} (see the prompt: conv → BN → ReLU is common too, but here every "
                        "network must be the same).")
-    extra = n_params(block) - n_params(reference_block(cin, cout))
+    extra = n_params(block) - block_params(cin, cout)
     if extra:
         raise Mismatch(f"the block has {abs(extra)} parameters {'too many' if extra > 0 else 'too few'}: "
                        "only one Conv2d and one BatchNorm2d should have any.")
@@ -371,7 +366,7 @@ def _build(fn, c1, c2, hidden):
     number of parameters)."""
     if not _calls_conv_block(fn):
         model = call_answer(fn, c1, c2, hidden, name="build_cnn")
-        return model, n_params(reference_cnn(c1, c2, hidden))
+        return model, block_params(1, c1) + block_params(c1, c2) + _classifier_params(c2, hidden)
     model = call_answer(with_globals(fn, {"conv_block": StandInBlock}), c1, c2, hidden, name="build_cnn")
     if not isinstance(model, nn.Module):
         return model, 0
