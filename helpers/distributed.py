@@ -23,10 +23,12 @@ Introduced in lesson 07.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -230,6 +232,7 @@ class Pool:
         if any(r.status in ("died", "hung") for r in results):
             self.close()  # a worker is gone or stuck in a collective: start afresh next time
         del store
+        shutil.rmtree(job, ignore_errors=True)  # the results are read: nothing of the job is left in /tmp
         return results
 
     def _wait_ready(self, startup_s: float = 180.0) -> str:
@@ -318,6 +321,14 @@ def _td(seconds: float):
 _POOLS: dict[int, Pool] = {}
 
 
+@atexit.register
+def _close_pools() -> None:
+    """When the notebook's kernel ends: stop the workers and remove the pools' folders."""
+    for p in _POOLS.values():
+        p.close()
+        shutil.rmtree(p.folder, ignore_errors=True)
+
+
 def pool(nproc: int = 2) -> Pool:
     """The notebook's pool of ``nproc`` workers, started on first use."""
     if nproc not in _POOLS:
@@ -382,6 +393,7 @@ def torchrun(functions: Sequence[Any], main: str, args: Sequence = (), *, nproc:
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         log = proc.stdout.read() if proc.stdout else ""
+        shutil.rmtree(folder, ignore_errors=True)
         raise LaunchError(f"torchrun ran past {timeout} s and was stopped: a collective that not every rank "
                           f"calls (one inside `if rank == 0`) waits for ever. The end of its log:\n{log[-3000:]}"
                           ) from None
@@ -389,6 +401,7 @@ def torchrun(functions: Sequence[Any], main: str, args: Sequence = (), *, nproc:
     for rank in range(nproc):
         path = folder / f"result{rank}.pt"
         values.append(torch.load(path, weights_only=False) if path.exists() else None)
+    shutil.rmtree(folder, ignore_errors=True)  # the script and results: read, so removed
     return TorchrunResult(proc.returncode, values, log, time.perf_counter() - start)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 
 import pytest
@@ -31,6 +32,7 @@ def barrier_on_rank_zero_only(rank, world_size):
 
 def test_run_gives_each_ranks_value_and_the_collective_result():
     assert distributed.run(ranks_and_sum, 10) == [(0, 2, 21.0), (1, 2, 21.0)]
+    assert [p.name for p in distributed.pool(2).folder.iterdir()] == ["stderr.txt"]  # no job left in /tmp
 
 
 def test_a_hung_collective_ends_by_the_deadline_and_the_pool_recovers():
@@ -109,6 +111,17 @@ def test_torchrun_restarts_a_killed_worker_and_the_run_resumes(tmp_path):
     assert clean.returncode == 0 and [a for a, _ in clean.values] == [0, 0], clean.log[-3000:]
     for (_, resumed), (_, uninterrupted) in zip(run.values, clean.values, strict=True):
         torch.testing.assert_close(resumed, uninterrupted)
+
+
+def test_torchrun_leaves_nothing_in_the_temporary_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    run = distributed.torchrun([ranks_and_sum, ranks_and_sum_main], "ranks_and_sum_main", (5,), cpu=True)
+    assert run.returncode == 0 and run.values == [(0, 2, 11.0), (1, 2, 11.0)], run.log[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def ranks_and_sum_main(rank, world_size, device, offset):
+    return ranks_and_sum(rank, world_size, offset)
 
 
 def test_predicted_speedups_follow_the_model():
