@@ -27,7 +27,7 @@ def reference_cnn(c1=32, c2=64, hidden=128):
 
 def test_the_block_parameter_formula_counts_what_the_prompt_describes():
     for cin, cout in [(1, 32), (32, 64), (3, 5)]:
-        assert L.block_params(cin, cout) == L.n_params(reference_block(cin, cout))
+        assert L.block_params(cin, cout) == L._n_params(reference_block(cin, cout))
 
 
 def stub(*args):

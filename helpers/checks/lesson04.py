@@ -39,10 +39,10 @@ def block_params(in_channels: int, out_channels: int) -> int:
     """How many parameters the convolution block the prompt describes has: those of its two layers that
     have any (a 5×5 convolution with bias, and batch norm), each built alone. No block is built here."""
     layers = (nn.Conv2d(in_channels, out_channels, kernel_size=5), nn.BatchNorm2d(out_channels))
-    return sum(n_params(layer) for layer in layers)
+    return sum(_n_params(layer) for layer in layers)
 
 
-def n_params(model: nn.Module) -> int:
+def _n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -210,7 +210,7 @@ def _judge_block(fn, case):
         raise Mismatch(f"the layers run in the order {' → '.join(order)}; this exercise fixes "
                        f"{' → '.join(_ORDER)} (see the prompt: conv → BN → ReLU is common too, but here every "
                        "network must be the same).")
-    extra = n_params(block) - block_params(cin, cout)
+    extra = _n_params(block) - block_params(cin, cout)
     if extra:
         raise Mismatch(f"the block has {abs(extra)} parameters {'too many' if extra > 0 else 'too few'}: "
                        "only one Conv2d and one BatchNorm2d should have any.")
@@ -245,7 +245,7 @@ ex3 = Exercise(
 
 def _judge_conv_params(fn, case):
     cin, cout, k = case
-    want = n_params(nn.Conv2d(cin, cout, k, device="meta"))
+    want = _n_params(nn.Conv2d(cin, cout, k, device="meta"))
     got, calls = call_answer(torch_calls, fn, cin, cout, k, name="conv_params")
     built = layers_used(calls)
     if built:
@@ -374,7 +374,7 @@ def _build(fn, c1, c2, hidden):
     if blocks != [(1, c1), (c1, c2)]:
         raise Mismatch(f"build_cnn({c1}, {c2}, {hidden}) makes the blocks {blocks}: it should call your conv_block "
                        "twice, from 1 channel to c1 and then from c1 to c2, in that order.")
-    stand_ins = sum(n_params(b) for b in model.modules() if isinstance(b, StandInBlock))
+    stand_ins = sum(_n_params(b) for b in model.modules() if isinstance(b, StandInBlock))
     return model, stand_ins + _classifier_params(c2, hidden)
 
 
@@ -391,7 +391,7 @@ def _judge_cnn(fn, case):
     if torch.allclose(out.detach().sum(dim=1), torch.ones(4), atol=1e-4) and (out >= 0).all():
         raise Mismatch("the outputs are probabilities: return logits (no Softmax at the end); "
                        "nn.CrossEntropyLoss applies log-softmax itself.")
-    got = n_params(model)
+    got = _n_params(model)
     if got != want:
         raise Mismatch(f"build_cnn({c1}, {c2}, {hidden}) has {got:,} parameters, {'more' if got > want else 'fewer'} "
                        "than the network described: two conv blocks, Flatten, Linear(c2·4·4, hidden), ReLU, "
@@ -467,7 +467,7 @@ def size_from_a_layer(size: int, kernel_size: int, stride: int = 1, padding: int
 
 def params_from_a_layer(in_channels: int, out_channels: int, kernel_size: int) -> int:
     """Exercise 4's stand-in: builds the layer and counts (the exercise asks for the arithmetic instead)."""
-    return n_params(nn.Conv2d(in_channels, out_channels, kernel_size, device="meta"))
+    return _n_params(nn.Conv2d(in_channels, out_channels, kernel_size, device="meta"))
 
 
 def stand_in_cnn(c1: int = 32, c2: int = 64, hidden: int = 128) -> nn.Sequential:
