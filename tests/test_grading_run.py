@@ -50,6 +50,9 @@ CLASS = {
 }
 
 
+ON_TIME = 1796040000  # 2026-11-30 12:00 UTC, before the due date below; dan's timestamp.txt is after it
+
+
 def test_layouts_jobs_and_resume(tmp_path):
     """nbgrader layout with --jobs 2; the same notebooks interrupted and resumed with --jobs 1
     give the same sheet; re-running changes nothing; the flat folder and the Canvas zip give the
@@ -59,6 +62,7 @@ def test_layouts_jobs_and_resume(tmp_path):
         folder = course / "submitted" / student / LESSON
         folder.mkdir(parents=True)
         nbformat.write(make(), folder / f"{LESSON}.ipynb")
+        os.utime(folder / f"{LESSON}.ipynb", (ON_TIME, ON_TIME))  # fixed, so that the test does not age
     (course / "submitted" / "dan" / LESSON / "timestamp.txt").write_text("2026-12-03 09:00:00.000000 UTC")
     before = _hashes(course)
 
@@ -101,7 +105,8 @@ def test_layouts_jobs_and_resume(tmp_path):
             data = (course / "submitted" / student / LESSON / f"{LESSON}.ipynb").read_bytes()
             (flat / f"{student}_{LESSON}.ipynb").write_bytes(data)
             late = "late_" if student == "dan" else ""
-            zf.writestr(f"{student}_smith_{late}{1000 + i}_{5000 + i}_{LESSON}.ipynb", data)
+            name = f"{student}_smith_{late}{1000 + i}_{5000 + i}_{LESSON}.ipynb"
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2026, 11, 30, 12, 0, 0)), data)
     _grade(flat, serial)
     assert {s: _scores(r) for s, r in _sheet(serial).items()} == {s: want for s, (_, want) in CLASS.items()}
     _grade(archive, serial, "--due", "2026-12-02T23:59+00:00")
