@@ -81,7 +81,36 @@ def reference_cnn(c1: int = 32, c2: int = 64, hidden: int = 128) -> nn.Sequentia
 
 def _test_accuracy(model, setup: Setup) -> float:
     x, y = setup.tensors(train=False)
-    return training.evaluate(model, training.TensorLoader(x, y, batch_size=1000), nn.CrossEntropyLoss())[1]
+    model.eval()
+    with torch.no_grad():
+        correct = sum((model(xb).argmax(1) == yb).sum().item()
+                      for xb, yb in training.TensorLoader(x, y, batch_size=1000))
+    return correct / len(y)
+
+
+def _best_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+class _EarlyStop:
+    """Lesson 06's early stopping as an ``on_epoch`` for ``training.fit``: stop after ``patience`` epochs
+    without a lower validation loss, keeping the best epoch's weights."""
+
+    def __init__(self, model: nn.Module, patience: int):
+        self.model, self.patience, self.best_epoch, self.state = model, patience, 0, None
+
+    def __call__(self, epoch: int, history) -> bool:
+        if self.state is None or history.val_loss[-1] < history.val_loss[self.best_epoch - 1]:
+            self.best_epoch = epoch
+            self.state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return epoch - self.best_epoch >= self.patience
+
+    def restore(self) -> None:
+        self.model.load_state_dict(self.state)
 
 
 # ----------------------------------------------------------------------------- lessons
@@ -102,7 +131,7 @@ def lesson04(setup: Setup) -> Result:
 
 
 def lesson05(setup: Setup) -> Result:
-    """Lesson 05's MLP trained with train_one_epoch: Adam 3e-3, cosine per epoch, batch 256, 8 epochs."""
+    """Lesson 05's MLP, trained as the lesson trains it: Adam 3e-3, cosine per epoch, batch 256, 8 epochs."""
     x, y = setup.tensors(train=True)
     torch.manual_seed(0)
     model = mlp().to(setup.device)
@@ -110,12 +139,9 @@ def lesson05(setup: Setup) -> Result:
     loader = training.TensorLoader(x, y, batch_size=256, shuffle=True, seed=0)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        training.train_one_epoch(model, loader, nn.CrossEntropyLoss(), optimizer)
-        scheduler.step()
-    seconds = time.perf_counter() - start
-    return Result("lesson 05: MLP 256/128, Adam + cosine, 8 epochs", seconds, _test_accuracy(model, setup))
+    history = training.fit(model, loader, nn.CrossEntropyLoss(), optimizer, epochs,
+                           on_epoch=lambda epoch, h: scheduler.step())  # the schedule steps once per epoch
+    return Result("lesson 05: MLP 256/128, Adam + cosine, 8 epochs", history.seconds, _test_accuracy(model, setup))
 
 
 def lesson06(setup: Setup) -> Result:
@@ -125,11 +151,13 @@ def lesson06(setup: Setup) -> Result:
     xv, yv = data.as_tensors(val_part, device=setup.device)
     torch.manual_seed(0)
     model = mlp().to(setup.device)
+    stop = _EarlyStop(model, patience=3)
     history = training.fit(model, training.TensorLoader(x, y, batch_size=128, shuffle=True, seed=0),
                            nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=1e-3),
-                           setup.epochs(25) + (1 if setup.quick else 0), patience=3,
+                           setup.epochs(25) + (1 if setup.quick else 0), on_epoch=stop,
                            val_loader=training.TensorLoader(xv, yv, batch_size=1000))
-    note = f"stopped after {len(history.val_loss)} epochs, kept epoch {history.best_epoch}"
+    stop.restore()
+    note = f"stopped after {len(history.val_loss)} epochs, kept epoch {stop.best_epoch}"
     return Result("lesson 06: MLP + early stopping (validation each epoch)", history.seconds,
                   _test_accuracy(model, setup), note)
 
@@ -260,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     parser.add_argument("--only", nargs="*", choices=list(RECIPES), default=list(RECIPES), help="recipes to run")
     args = parser.parse_args(argv)
-    device = torch.device(args.device) if args.device else training.pick_device()
+    device = torch.device(args.device) if args.device else _best_device()
     setup = Setup(device, args.quick, *((2000, 500) if args.quick else (None, None)))
     try:
         data.fashion_mnist(train=True), data.fashion_mnist(train=False)  # fail early, with the fix

@@ -1,5 +1,6 @@
 """Pictures for training and evaluation (lessons 04 to 06): filters, feature maps,
-optimizer paths, train/validation curves, live loss curves and a confusion matrix.
+optimizer paths, train/validation curves, live loss curves and a confusion matrix (the
+learner counts it: lesson 06, Exercise 5).
 
 Like ``helpers.plotting``: each function draws on the Axes it is given (or a new
 figure), labels its axes, titles the figure, uses colour-blind-safe colours
@@ -128,15 +129,6 @@ class LiveCurves:
         else:
             self.handle.update(fig)
         plt.close(fig)
-
-
-def confusion_counts(predictions, labels, num_classes: int) -> np.ndarray:
-    """Counts ``[true, predicted]`` as a (num_classes, num_classes) integer array.
-
-    Introduced in lesson 06.
-    """
-    p, t = _numpy(predictions).astype(int), _numpy(labels).astype(int)
-    return np.bincount(t * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
 def plot_confusion_matrix(counts, classes: Sequence[str], *, ax=None, title: str = "Confusion matrix"):

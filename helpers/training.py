@@ -1,18 +1,21 @@
-"""Training and evaluation loops for lessons 04 to 06, written the way the lessons teach them.
+"""Training tools for lessons 04 to 06: batches cut from tensors, seeds, and the course's trainer.
 
-The fast path keeps a whole data set as two tensors on the device and makes
-mini-batches by indexing (:class:`TensorLoader`): no per-image conversion, no worker
-processes, and on a GPU no copy per batch. ``train_one_epoch`` and ``evaluate`` take
-any iterable of ``(images, labels)`` batches, so a ``torch.utils.data.DataLoader``
-works the same way.
+The fast path keeps a whole data set as two tensors on the device and makes mini-batches by
+indexing (:class:`TensorLoader`): no per-image conversion, no worker processes, and on a GPU
+no copy per batch.
 
-Introduced in lesson 05 (lesson 04 uses :func:`fit` before the loop is explained).
+:func:`fit` is the trainer that lesson 04 uses before lesson 05 opens the loop, and lesson 06
+uses for its experiments. It is a whole run, not a piece of one: it takes the batches where
+they are (on the model's device, as :class:`TensorLoader` holds them) and has no one-epoch
+or evaluation-only entry point. What lessons 05 and 06 ask learners to write (choosing the
+device, one epoch that moves every batch to it, an evaluation, the predictions, the confusion
+matrix) is not in this package: the lessons' checks and hidden tests judge those answers.
+
 Importing this module seeds nothing and picks no device.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
@@ -21,19 +24,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-
-
-def pick_device() -> torch.device:
-    """The best device here: CUDA, then Apple's MPS, then the CPU.
-
-    Introduced in lesson 05.
-    """
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def set_seed(seed: int = 0) -> torch.Generator:
@@ -91,84 +81,14 @@ class TensorLoader:
             yield self.images.index_select(0, idx), self.labels.index_select(0, idx)
 
 
-def _device_of(model: nn.Module, device) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    first = next(model.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
-
-
-def train_one_epoch(model: nn.Module, loader: Iterable, loss_fn: Callable, optimizer: torch.optim.Optimizer,
-                    device=None, *, scheduler=None) -> float:
-    """One pass over ``loader``: zero_grad, forward, loss, backward, step for every batch.
-
-    Args:
-        device: where batches go (default: where the model's parameters are).
-        scheduler: a learning-rate scheduler stepped after every batch (OneCycleLR), or None.
-
-    Returns:
-        the mean training loss per example.
-
-    Introduced in lesson 05.
-    """
-    device = _device_of(model, device)
-    model.train()
-    total, count = torch.zeros((), device=device), 0
-    for images, labels in loader:
-        images, labels = images.to(device), labels.to(device)
-        optimizer.zero_grad()          # gradients add up unless reset
-        loss = loss_fn(model(images), labels)
-        loss.backward()                # d(loss)/d(parameter) into every .grad
-        optimizer.step()               # parameter -= lr * gradient (or Adam's version)
-        if scheduler is not None:
-            scheduler.step()
-        total += loss.detach() * len(labels)  # stays on the device: no sync per batch
-        count += len(labels)
-    return float(total) / max(count, 1)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, loss_fn: Callable, device=None) -> tuple[float, float]:
-    """Mean loss and accuracy (a fraction in [0, 1]) of ``model`` on ``loader``, in eval mode.
-
-    Introduced in lesson 05.
-    """
-    device = _device_of(model, device)
-    model.eval()  # dropout off, batch norm uses its running statistics
-    total, correct, count = torch.zeros((), device=device), torch.zeros((), device=device), 0
-    for images, labels in loader:
-        images, labels = images.to(device), labels.to(device)
-        logits = model(images)
-        total += loss_fn(logits, labels) * len(labels)
-        correct += (logits.argmax(dim=1) == labels).sum()
-        count += len(labels)
-    return float(total) / max(count, 1), float(correct) / max(count, 1)
-
-
-@torch.no_grad()
-def predict(model: nn.Module, loader: Iterable, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted classes and true labels for every example in ``loader``, on the CPU.
-
-    Introduced in lesson 06.
-    """
-    device = _device_of(model, device)
-    model.eval()
-    preds, truth = [], []
-    for images, labels in loader:
-        preds.append(model(images.to(device)).argmax(dim=1).cpu())
-        truth.append(labels.cpu())
-    return torch.cat(preds), torch.cat(truth)
-
-
 @dataclass
 class History:
-    """What :func:`fit` measured, one entry per epoch; ``best_epoch`` counts from 1."""
+    """What :func:`fit` measured, one entry per epoch."""
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     seconds: float = 0.0
-    best_epoch: int | None = None
     stopped_early: bool = False
 
     def curves(self) -> dict[str, list[float]]:
@@ -179,46 +99,74 @@ class History:
         return out
 
 
+def _same_device(model: nn.Module, images: torch.Tensor) -> None:
+    first = next(model.parameters(), None)
+    if first is not None and images.device != first.device:
+        raise ValueError(f"training.fit takes the batches where they are, and this batch is on {images.device} "
+                         f"while the model is on {first.device}: make the loaders from tensors on the model's "
+                         "device, for example data.as_tensors(dataset, device=device).")
+
+
 def fit(model: nn.Module, train_loader: Iterable, loss_fn: Callable, optimizer: torch.optim.Optimizer,
-        epochs: int, *, val_loader: Iterable | None = None, scheduler=None, patience: int | None = None,
-        device=None, progress: bool = False, on_epoch: Callable[[int, History], None] | None = None) -> History:
+        epochs: int, *, val_loader: Iterable | None = None, scheduler=None, progress: bool = False,
+        on_epoch: Callable[[int, History], bool | None] | None = None) -> History:
     """Train for ``epochs`` epochs, measuring the validation set (when given) after each.
+
+    Every batch must already be on the model's device (``TensorLoader`` over tensors put there
+    with ``data.as_tensors(..., device=device)``); ``fit`` moves nothing.
 
     Args:
         scheduler: stepped after every batch (e.g. ``OneCycleLR``), or None.
-        patience: with ``val_loader``, stop after this many epochs without a lower
-            validation loss and restore the weights of the best epoch.
         progress: show a tqdm progress bar over the epochs.
-        on_epoch: called as ``on_epoch(epoch, history)`` after every epoch (live plots).
+        on_epoch: called as ``on_epoch(epoch, history)`` after every epoch (live plots, early
+            stopping); when it returns True, training stops there.
 
     Returns:
-        a :class:`History`; ``seconds`` counts training and validation, not set-up.
+        a :class:`History`: the mean training loss per example of every epoch and, with
+        ``val_loader``, the validation loss and accuracy; ``seconds`` counts training and
+        validation, not set-up.
 
-    Introduced in lesson 04; explained line by line in lessons 05 and 06.
+    Raises:
+        ValueError: when ``train_loader`` gives no batch, or a batch is not on the model's device.
+
+    Introduced in lesson 04; lesson 05 writes the loop inside it, lesson 06 its validation.
     """
-    history, best_state, best_loss = History(), None, math.inf
-    epochs_iter = range(1, epochs + 1)
+    history = History()
+    epochs_iter = range(1, int(epochs) + 1)
     if progress:
         from tqdm.auto import tqdm
 
         epochs_iter = tqdm(epochs_iter, desc="epochs", leave=False)
     start = time.perf_counter()
     for epoch in epochs_iter:
-        history.train_loss.append(train_one_epoch(model, train_loader, loss_fn, optimizer, device,
-                                                  scheduler=scheduler))
+        model.train()
+        total, count = 0.0, 0
+        for images, labels in train_loader:
+            _same_device(model, images)
+            optimizer.zero_grad()
+            loss = loss_fn(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total, count = total + loss.detach() * len(labels), count + len(labels)
+        if count == 0:
+            raise ValueError("training.fit: the training loader gave no batch; give it at least one example.")
+        history.train_loss.append(float(total) / count)
         if val_loader is not None:
-            val_loss, val_acc = evaluate(model, val_loader, loss_fn, device)
-            history.val_loss.append(val_loss)
-            history.val_accuracy.append(val_acc)
-            if val_loss < best_loss:
-                best_loss, history.best_epoch = val_loss, epoch
-                best_state = copy.deepcopy(model.state_dict()) if patience is not None else None
-        if on_epoch is not None:
-            on_epoch(epoch, history)
-        if patience is not None and history.best_epoch is not None and epoch - history.best_epoch >= patience:
+            model.eval()
+            total, correct, count = 0.0, 0, 0
+            with torch.no_grad():
+                for images, labels in val_loader:
+                    _same_device(model, images)
+                    outputs = model(images)
+                    total = total + loss_fn(outputs, labels) * len(labels)
+                    correct = correct + (outputs.argmax(dim=1) == labels).sum()
+                    count += len(labels)
+            history.val_loss.append(float(total) / max(count, 1))
+            history.val_accuracy.append(float(correct) / max(count, 1))
+        if on_epoch is not None and on_epoch(epoch, history):
             history.stopped_early = True
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
     history.seconds = time.perf_counter() - start
     return history

@@ -1,7 +1,6 @@
-"""helpers.training: the device choice, seeding, the tensor loader, and the loops agree with PyTorch."""
+"""helpers.training: seeding, the tensor loader, and the course's trainer agree with PyTorch."""
 
 import copy
-from unittest import mock
 
 import pytest
 import torch
@@ -19,18 +18,6 @@ def _data(n=50, seed=0):
 def _model(seed=0, dropout=0.0):
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 3))
-
-
-def test_pick_device_prefers_cuda_then_mps_then_cpu():
-    with mock.patch.object(torch.cuda, "is_available", lambda: True), \
-            mock.patch.object(torch.backends.mps, "is_available", lambda: True):
-        assert training.pick_device() == torch.device("cuda")
-    with mock.patch.object(torch.cuda, "is_available", lambda: False), \
-            mock.patch.object(torch.backends.mps, "is_available", lambda: True):
-        assert training.pick_device() == torch.device("mps")
-    with mock.patch.object(torch.cuda, "is_available", lambda: False), \
-            mock.patch.object(torch.backends.mps, "is_available", lambda: False):
-        assert training.pick_device() == torch.device("cpu")
 
 
 def test_set_seed_makes_draws_repeat_and_returns_a_generator():
@@ -72,59 +59,64 @@ def _reference_epoch(model, loader, lr):
     return total / sum(len(b[1]) for b in loader)
 
 
-def test_train_one_epoch_matches_the_five_line_loop_with_a_dataloader_or_tensor_loader():
+def test_fit_trains_like_the_five_line_loop_and_weights_batches_by_size():
     x, y = _data()
     for loader in (DataLoader(TensorDataset(x, y), batch_size=16), training.TensorLoader(x, y, batch_size=16)):
         mine, ref = _model(), _model()
-        mine.eval()  # train_one_epoch must switch back to training mode
-        loss = training.train_one_epoch(mine, loader, nn.CrossEntropyLoss(), torch.optim.SGD(mine.parameters(), 0.1))
+        mine.eval()  # fit must switch to training mode
+        history = training.fit(mine, loader, nn.CrossEntropyLoss(), torch.optim.SGD(mine.parameters(), 0.1), 1)
         assert mine.training
-        assert loss == pytest.approx(_reference_epoch(ref, loader, 0.1), rel=1e-5)
+        assert history.train_loss == [pytest.approx(_reference_epoch(ref, loader, 0.1), rel=1e-5)]
         for a, b in zip(mine.parameters(), ref.parameters(), strict=True):
             torch.testing.assert_close(a, b)
 
 
-def test_evaluate_uses_eval_mode_without_gradients_and_weights_batches_by_size():
-    x, y = _data(n=23)
-    model = _model(dropout=0.5)
-    loader = training.TensorLoader(x, y, batch_size=10)
-    loss, acc = training.evaluate(model, loader, nn.CrossEntropyLoss())
-    assert not model.training
-    with torch.no_grad():
-        out = model(x)
-    assert loss == pytest.approx(nn.functional.cross_entropy(out, y).item(), rel=1e-5)
-    assert acc == pytest.approx((out.argmax(1) == y).float().mean().item())
-    assert all(p.grad is None for p in model.parameters())
-    preds, labels = training.predict(model, loader)
-    assert torch.equal(preds, out.argmax(1)) and torch.equal(labels, y)
-
-
-def test_fit_records_history_and_early_stopping_restores_the_best_epoch():
+def test_fit_validates_in_eval_mode_without_gradients():
     x, y = _data(n=40)
-    xv, yv = _data(n=30, seed=1)
-    model = _model()
+    xv, yv = _data(n=23, seed=1)
+    model = _model(dropout=0.5)
     seen = []
     history = training.fit(model, training.TensorLoader(x, y, batch_size=8, shuffle=True),
-                           nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=0.05), epochs=40,
-                           val_loader=training.TensorLoader(xv, yv, batch_size=30), patience=2,
-                           on_epoch=lambda epoch, h: seen.append((epoch, copy.deepcopy(model.state_dict()))))
-    n = len(history.val_loss)
-    assert history.stopped_early and n < 40 and len(history.train_loss) == n == len(history.val_accuracy)
-    assert history.best_epoch == 1 + min(range(n), key=history.val_loss.__getitem__)
-    assert n - history.best_epoch == 2
-    best_state = seen[history.best_epoch - 1][1]
-    for key, value in model.state_dict().items():
-        torch.testing.assert_close(value, best_state[key])
+                           nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=0.05), epochs=3,
+                           val_loader=training.TensorLoader(xv, yv, batch_size=10),
+                           on_epoch=lambda epoch, h: seen.append(copy.deepcopy(model)))
+    assert not model.training and len(history.train_loss) == 3 == len(history.val_loss) == len(history.val_accuracy)
+    for snapshot, loss, acc in zip(seen, history.val_loss, history.val_accuracy, strict=True):
+        with torch.no_grad():
+            out = snapshot.eval()(xv)
+        assert loss == pytest.approx(nn.functional.cross_entropy(out, yv).item(), rel=1e-5)  # batches 10, 10, 3
+        assert acc == pytest.approx((out.argmax(1) == yv).float().mean().item())
     assert history.seconds > 0 and set(history.curves()) == {"training loss", "validation loss"}
 
 
-def test_fit_without_validation_trains_every_epoch():
+def test_fit_stops_when_on_epoch_says_so():
     x, y = _data()
     model = _model()
     history = training.fit(model, training.TensorLoader(x, y, batch_size=10), nn.CrossEntropyLoss(),
-                           torch.optim.SGD(model.parameters(), lr=0.1), epochs=3)
-    assert len(history.train_loss) == 3 and history.val_loss == [] and history.best_epoch is None
+                           torch.optim.SGD(model.parameters(), lr=0.1), epochs=10,
+                           on_epoch=lambda epoch, h: epoch == 3)
+    assert len(history.train_loss) == 3 and history.stopped_early and history.val_loss == []
     assert history.train_loss[-1] < history.train_loss[0]
+
+
+def test_fit_refuses_batches_off_the_model_device_and_an_empty_loader():
+    x, y = _data()
+    model = _model().to("meta")
+    with pytest.raises(ValueError, match="as_tensors"):
+        training.fit(model, training.TensorLoader(x, y), nn.CrossEntropyLoss(),
+                     torch.optim.SGD(model.parameters(), lr=0.1), epochs=1)
+    model = _model()
+    with pytest.raises(ValueError, match="gave no batch"):
+        training.fit(model, [], nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), epochs=1)
+
+
+def test_the_package_holds_no_answer_of_lessons_05_and_06():
+    """Issue 13 part 2: the device choice, the epoch, the evaluation and the predictions are the learners'."""
+    from helpers import plots_eval
+
+    for name in ("pick_device", "train_one_epoch", "evaluate", "predict"):
+        assert not hasattr(training, name), name
+    assert not hasattr(plots_eval, "confusion_counts")
 
 
 def test_importing_training_has_no_side_effects():

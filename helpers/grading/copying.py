@@ -2,14 +2,14 @@
 
 An answer to an exercise must be the learner's code. The reference solutions use nothing
 from ``helpers``; the lessons hand out some of it as tools (data, plots, widgets, the
-instant checks), and the rest (the reference code behind the checks, the training loop
-before lesson 05 asks for it) would answer an exercise. A student-written cell that reaches
+instant checks), and the rest (the reference code behind the checks, lesson 04's trainer
+``training.fit``) would answer an exercise. A student-written cell that reaches
 for the rest costs the exercise it belongs to all its points, with a review line naming what
 it used.
 
 Which exercise a cell belongs to: an answer cell ``exN_answer`` to exercise N; a cell the
 student added, to each exercise whose answer names (``predict``, ``n_params``) it binds. A cell
-of the student's own that binds no answer (an experiment with the lesson's ``training.fit``)
+of the student's own that binds no answer (an experiment with ``training.fit``)
 costs nothing and is noted for the review column.
 """
 
@@ -25,11 +25,10 @@ TOOLS = ("helpers.config", "helpers.data", "helpers.plotting", "helpers.plots_ev
          "helpers.training.set_seed", "helpers.training.TensorLoader", "helpers.training.History")
 # What answers an exercise of a lesson although the lesson's own cells use it (after the exercise,
 # or in another lesson before the exercise asks for it).
+# lesson 04's trainer, helpers.training.fit, holds a training step and a validation pass.
 ANSWERS = {
-    "05": ("helpers.training.pick_device", "helpers.training.train_one_epoch", "helpers.training.evaluate",
-           "helpers.training.predict", "helpers.training.fit"),
-    "06": ("helpers.training.train_one_epoch", "helpers.training.evaluate", "helpers.training.predict",
-           "helpers.training.fit", "helpers.plots_eval.confusion_counts"),
+    "05": ("helpers.training.fit",),
+    "06": ("helpers.training.fit",),
 }
 
 
