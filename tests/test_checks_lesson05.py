@@ -138,6 +138,30 @@ def test_ex3_train_one_epoch():
     assert_incorrect(L.ex3.check(lambda *a: None), "number")
 
 
+def _train_variant(model, loader, loss_fn, optimizer, device, *, own_optimizer=False, steps=1, skip_last=False):
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5) if own_optimizer else optimizer
+    batches = list(loader)
+    total, count = 0.0, 0
+    for x, y in batches[:-1] if skip_last else batches:
+        x, y = x.to(device), y.to(device)
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+        total, count = total + loss.item() * len(y), count + len(y)
+    return total / count
+
+
+def test_ex3_the_judge_watches_every_step():
+    """Issue 13 part 1: no reference loop; the optimizer the check passes sees every step."""
+    assert_incorrect(L.ex3.check(lambda *a: _train_variant(*a, own_optimizer=True)), "not through `optimizer`")
+    assert_incorrect(L.ex3.check(lambda *a: _train_variant(*a, steps=2)), "exactly one optimizer step per batch")
+    assert_incorrect(L.ex3.check(lambda *a: _train_variant(*a, skip_last=True)), "the smaller last one")
+    assert not hasattr(L, "_reference_epoch") and not hasattr(L, "_reference_step")
+
+
 def _train_moving(model, loader, loss_fn, optimizer, device, *, images=True, labels=True, assign=True):
     model.train()
     total, count = 0.0, 0

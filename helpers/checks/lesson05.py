@@ -1,12 +1,13 @@
 """Instant checks for lesson 05, the training loop.
 
-The judges run the learner's loop and PyTorch's reference loop from the same
-weights on the same small batches and compare the weights afterwards; a probe
-layer records whether the model ran in train or eval mode and with gradients on,
-so the checks can name the classic bugs (no ``zero_grad``, evaluating in train mode,
-averaging batch means over an uneven last batch). Exercise 6's judge gives the learner's fixed step a
-model whose ``.grad`` still holds an earlier batch's gradient, then compares every ``.grad`` with this
-batch's gradient and the weights with one SGD step (``loss.backwards()``, a missing or misplaced
+Exercise 3's judge holds no training loop: it watches the learner's. The optimizer it passes keeps,
+at every step, the weights and gradients the step uses, and each must be the gradient of that batch's
+loss alone at those weights (one batch's loss and gradient, computed by autograd); a probe layer
+records whether the model ran in train or eval mode and with gradients on, so the checks can name the
+classic bugs (no ``zero_grad``, evaluating in train mode, averaging batch means over an uneven last
+batch). Exercise 6's judge gives the learner's fixed step a model whose ``.grad`` still holds an
+earlier batch's gradient, then compares every ``.grad`` with this batch's gradient and the weights
+with one SGD step (``loss.backwards()``, a missing or misplaced
 ``zero_grad``, ``step`` or ``backward`` each get their own message).
 
 Introduced in lesson 05.
@@ -280,19 +281,34 @@ def _flat(model) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-def _reference_epoch(model, loader, lr, *, zero_grad=True):
-    """Plain SGD over ``loader``; returns the weights and the (loss, batch size) of every batch."""
+class _WatchedSGD(torch.optim.SGD):
+    """Plain SGD that keeps, at every step, the weights and the gradients that the step is about to use."""
+
+    def __init__(self, params, lr: float):
+        super().__init__(params, lr=lr)
+        self.seen: list[tuple[torch.Tensor, list[torch.Tensor | None]]] = []
+
+    def step(self, closure=None):
+        params = [p for group in self.param_groups for p in group["params"]]
+        self.seen.append((torch.cat([p.detach().flatten() for p in params]),
+                          [None if p.grad is None else p.grad.detach().clone() for p in params]))
+        return super().step(closure)
+
+
+def _batch_loss_grad(model: nn.Module, weights: torch.Tensor | None, x: torch.Tensor, y: torch.Tensor):
+    """One batch's cross-entropy and its gradient, at ``weights`` (default: the model's own), in train mode:
+    what a step on that batch must use. A single batch, no loop and no optimizer."""
     model = copy.deepcopy(model).train()
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    losses = []
-    for x, y in loader:
-        if zero_grad:
-            opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        losses.append((loss.item(), len(y)))
-    return _flat(model), losses
+    if weights is not None:
+        with torch.no_grad():
+            nn.utils.vector_to_parameters(weights, model.parameters())
+    loss = nn.functional.cross_entropy(model(x), y)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    return loss.item(), torch.cat([g.flatten() for g in grads])
+
+
+def _plain_batches(loader) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(x.as_subclass(torch.Tensor), y.as_subclass(torch.Tensor)) for x, y in loader]
 
 
 def _weighted(losses) -> float:
@@ -316,12 +332,16 @@ def _loss_advice(got: float, losses, what: str) -> str | None:
 
 
 def _judge_train(fn, case):
+    """Watch the learner's epoch instead of re-running one: every optimizer step must use the gradient of its
+    own batch's loss at the weights of that moment, one step per batch in order, and the returned number must
+    be the mean of those batch losses per example."""
     model, loader, lr = case
-    want_w, losses = _reference_epoch(model, loader, lr)
+    batches = _plain_batches(loader)
     mine = copy.deepcopy(model).eval()  # as evaluate() leaves it: the loop must switch to train mode
     probe, loss_fn = mine[0], LossProbe()
     probe.clear()
-    opt = torch.optim.SGD(mine.parameters(), lr=lr)
+    opt = _WatchedSGD(mine.parameters(), lr)
+    start = _flat(mine)
     got = _number(call_answer(fn, mine, loader, loss_fn, opt, torch.device("cpu"),
                               name="train_one_epoch", explain=_train_error), "train_one_epoch(...)")
     if not probe.modes:
@@ -332,16 +352,39 @@ def _judge_train(fn, case):
                        "eval mode, and dropout and batch norm behave differently there).")
     if not all(probe.grad_enabled):
         raise Mismatch("the forward pass ran without gradients: don't wrap training in torch.no_grad().")
-    have = _flat(mine)
-    if not values_close(have, want_w, rtol=1e-4, atol=1e-6):
-        if values_close(have, _flat(model)):
+    if not opt.seen:
+        if values_close(_flat(mine), start):
             raise Mismatch("the weights did not change: call loss.backward() and then optimizer.step(), in that "
                            "order, for every batch.")
-        if values_close(have, _reference_epoch(model, loader, lr, zero_grad=False)[0], rtol=1e-4, atol=1e-6):
-            raise Mismatch("optimizer.zero_grad() is missing: the gradients of earlier batches pile up in .grad and "
-                           "every step uses their sum.")
-        raise Mismatch("after one epoch the weights differ from zero_grad, forward, loss, backward, step over "
-                       "every batch in order: take exactly one optimizer step per batch.")
+        raise Mismatch("the weights changed, but not through `optimizer`: take every step with the optimizer "
+                       "the function is given (don't make a new one).")
+    losses, previous = [], None
+    for k, (weights, grads) in enumerate(opt.seen):
+        if k >= len(batches):
+            raise Mismatch(f"{len(opt.seen)} optimizer steps for {len(batches)} batches: take exactly one "
+                           "optimizer step per batch.")
+        if any(g is None for g in grads):
+            raise Mismatch("optimizer.step() found no gradient: call loss.backward() and then optimizer.step(), "
+                           "in that order, for every batch.")
+        value, want = _batch_loss_grad(model, weights, *batches[k])
+        have = torch.cat([g.flatten() for g in grads])
+        if not _close(have, want):
+            if previous is not None and _close(have, previous + want):
+                raise Mismatch("optimizer.zero_grad() is missing: the gradients of earlier batches pile up in "
+                               ".grad and every step uses their sum.")
+            if k > 0 and _close(have, _batch_loss_grad(model, weights, *batches[k - 1])[1]):
+                raise Mismatch(f"batch {k} got more than one optimizer step: take exactly one optimizer step per "
+                               "batch.")
+            raise Mismatch(f"the step for batch {k + 1} did not use the gradient of that batch's loss: for every "
+                           "batch, zero_grad, forward, loss, backward, step, in that order, one step per batch.")
+        previous = have
+        losses.append((value, len(batches[k][1])))
+    if len(opt.seen) < len(batches):
+        raise Mismatch(f"{len(opt.seen)} optimizer steps for {len(batches)} batches: take one step for every "
+                       "batch of the loader, the smaller last one included.")
+    weights, grads = opt.seen[-1]
+    if not _close(_flat(mine), weights - lr * torch.cat([g.flatten() for g in grads])):
+        raise Mismatch("the weights changed outside optimizer.step(): let the optimizer alone update them.")
     if abs(got - _weighted(losses)) > 1e-4 * max(1.0, abs(got)):
         raise Mismatch(f"the weights are right but the returned loss is not the mean loss per example: "
                        f"{_loss_advice(got, losses, 'loss') or 'use each batch loss before its step.'}")
@@ -515,19 +558,6 @@ def _with_stale_grads(model, seed: int) -> nn.Module:
     return model
 
 
-def _reference_step(model, batch, lr):
-    """zero_grad, forward, loss, backward, step with plain SGD; the weights, gradients and loss afterwards."""
-    model = copy.deepcopy(model)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    opt.zero_grad()
-    loss = nn.functional.cross_entropy(model(batch[0]), batch[1])
-    loss.backward()
-    opt.step()
-    with torch.no_grad():
-        after = nn.functional.cross_entropy(model(batch[0]), batch[1]).item()
-    return _flat(model), _grads(model), loss.item(), after
-
-
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return values_close(a, b, rtol=1e-4, atol=1e-6)
 
@@ -536,8 +566,9 @@ def _judge_step(fn, case):
     model, batch, lr = case
     start = _with_stale_grads(model, seed=62)
     stale = _flat_grads(_grads(start))
-    want_w, want_g, want_loss, loss_after = _reference_step(start, batch, lr)
-    want_g = _flat_grads(want_g)
+    want_loss, want_g = _batch_loss_grad(start, None, *batch)
+    want_w = _flat(start) - lr * want_g  # one plain SGD step
+    loss_after, _ = _batch_loss_grad(start, want_w, *batch)
     mine = _with_stale_grads(model, seed=62)
     opt = torch.optim.SGD(mine.parameters(), lr=lr)
     got = call_answer(fn, mine, batch[0], batch[1], nn.CrossEntropyLoss(), opt, name="step_fixed",
