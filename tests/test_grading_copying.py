@@ -52,8 +52,8 @@ def test_the_reference_and_the_released_notebook_copy_nothing(num):
      "helpers.checks.lesson04.block_params"),
     ("04", 5, "from helpers.checks.lesson04 import _build\nbuild_cnn = lambda *a: _build(stand_in_cnn, *a)[0]",
      "helpers.checks.lesson04._build"),
-    ("01", 6, "from helpers.checks.lesson01 import _sgd_reference as fit_line",
-     "helpers.checks.lesson01._sgd_reference"),
+    ("01", 6, "from helpers.checks.lesson01 import _descent as fit_line",
+     "helpers.checks.lesson01._descent"),
     ("05", 4, "evaluate = getattr(training, 'eval' + 'uate')", "helpers.training"),  # a module used as a whole
     ("02", 1, "from helpers.checks.core import call_answer\nmlp = call_answer", "helpers.checks.core.call_answer"),
 ])

@@ -157,8 +157,8 @@ def _hostile() -> dict:
     cell(nb, "ex3_linear_forward").metadata.nbgrader["points"] = 50  # honest answer, inflated points
     cases["metadata_points_and_grade_id_edited"] = (nb, scores({IDS[1]: 0}))
     cases["copies_the_checks_reference"] = (  # right numbers, from the course's own reference code
-        with_answer(6, "from helpers.checks.lesson01 import _sgd_reference\n\n"
-                       "def fit_line(x, y, lr, steps):\n    return _sgd_reference(x, y, lr, steps)\n"),
+        with_answer(6, "from helpers.checks.lesson01 import _descent\n\n"
+                       "def fit_line(x, y, lr, steps):\n    return _descent(x, y, lr, steps)\n"),
         scores({IDS[5]: 0}))
     cases["check_function_redefined"] = (with_answer(2, WRONG2 + "checks.ex2.grade = lambda *a, **k: None\n"),
                                          scores({IDS[1]: 0}))
@@ -239,7 +239,7 @@ def test_hostile_notebooks_get_what_their_honest_part_deserves(tmp_path):
     review = {name: row["review"] for name, row in sheet.items()}
     assert "torch.allclose" in review["assert_close_and_allclose_redefined"]
     assert "checks.ex2.grade" in review["check_function_redefined"]
-    assert "copied: ex6 uses helpers.checks.lesson01._sgd_reference (0 points)" in review["copies_the_checks_reference"]
+    assert "copied: ex6 uses helpers.checks.lesson01._descent (0 points)" in review["copies_the_checks_reference"]
     assert review["honest"] == ""
     assert _hashes(folder) == before
     for page in (tmp_path / "out" / "feedback").rglob("*.html"):
