@@ -29,8 +29,8 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from helpers.course.lessons import find_lessons  # noqa: E402
 from helpers.course.nbgrader_run import nbgrader_env, run_nbgrader  # noqa: E402
-from helpers.course.release import find_lessons  # noqa: E402
 
 FAST = {"COURSE_FAST": "1", "COURSE_OFFLINE": "1", "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from helpers import config
 from helpers.course.execute import execute
-from helpers.course.release import ReleaseError, find_lessons
+from helpers.course.lessons import ReleaseError, find_lessons
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"full": 60.0, "fast": 20.0}

@@ -29,7 +29,7 @@ import nbformat
 import pytest
 
 from helpers.course import slides
-from helpers.course.release import find_lessons
+from helpers.course.lessons import find_lessons
 from tests import browser_tools
 from tests.browser_tools import Traffic, artifact, chromium, launch
 from tests.conftest import ROOT

@@ -36,7 +36,7 @@ import matplotlib
 import nbformat
 import pytest
 
-from helpers.course.release import find_lessons, read_source
+from helpers.course.lessons import find_lessons, read_source
 from helpers.grading import copying, course
 from tests.conftest import ROOT
 

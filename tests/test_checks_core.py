@@ -16,7 +16,7 @@ from helpers.checks.core import (
     expect_tensor_like,
     shape_text,
 )
-from helpers.course.release import find_lessons
+from helpers.course.lessons import find_lessons
 from tests.conftest import ROOT
 from tests.notebook_tools import exercises
 

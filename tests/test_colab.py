@@ -18,7 +18,8 @@ import pytest
 
 import helpers
 from helpers.course import colab
-from helpers.course.release import Lesson, ReleaseError, find_lessons, release
+from helpers.course.lessons import Lesson, ReleaseError, find_lessons
+from helpers.course.release import release
 from tests.conftest import ROOT
 
 LESSONS = [lesson.name for lesson in find_lessons(ROOT)]

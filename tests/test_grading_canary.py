@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from helpers.course.release import Lesson
+from helpers.course.lessons import Lesson
 from helpers.grading import report, runner, worker
 from helpers.grading.course import GradedCell, GradingError
 from helpers.grading.layouts import Submission

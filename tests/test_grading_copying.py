@@ -6,7 +6,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from helpers.course.release import find_lessons, read_source
+from helpers.course.lessons import find_lessons, read_source
 from helpers.grading import copying, course, worker
 from tests.conftest import ROOT
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from helpers.course.lessons import find_lessons
 from helpers.course.nbgrader_run import nbgrader_env
-from helpers.course.release import find_lessons
 from helpers.grading import cluster, runner
 from tests.conftest import ROOT
 from tests.grading_tools import SOURCE, STUDENT, answer, grade, read, sheet, solved

@@ -13,7 +13,7 @@ import re
 import nbformat
 import pytest
 
-from helpers.course.release import find_lessons
+from helpers.course.lessons import find_lessons
 from tests.conftest import ROOT
 
 LESSONS = [lesson.name for lesson in find_lessons(ROOT)]

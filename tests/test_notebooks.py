@@ -8,8 +8,8 @@ import sys
 import nbformat
 import pytest
 
+from helpers.course.lessons import find_lessons
 from helpers.course.nbgrader_run import nbgrader_env, run_nbgrader
-from helpers.course.release import find_lessons
 from tests.conftest import ROOT
 from tests.notebook_tools import FAST_ENV, exercises, make_course, scores, solve, submit
 

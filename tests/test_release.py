@@ -1,14 +1,18 @@
 """`make release`: the student notebooks are generated from solutions/, and a stale one fails."""
 
+import ast
 import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from helpers.course.release import Lesson, ReleaseError, find_lessons, generate, read_source, release, stale
+from helpers.course.lessons import Lesson, ReleaseError, find_lessons, read_source
+from helpers.course.release import generate, release, stale
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -132,3 +136,45 @@ def test_practice_release_adds_a_solution_to_each_exercise(root, tmp_path, monke
     _practice(course, '"yes"')
     with pytest.raises(ReleaseError, match="practice .* must be true or false"):
         release(course)
+
+
+def _imports_between_modules(package: Path) -> dict[str, set[str]]:
+    """For every module of ``package``, the package's modules it imports (at any depth of its code)."""
+    root = package.parent
+    names = {".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+             for p in package.rglob("*.py")}
+    graph = {}
+    for path in package.rglob("*.py"):
+        name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            found = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] + [f"{node.module}.{a.name}" for a in node.names] \
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
+            deps |= {m for m in found if m in names and m != name and not name.startswith(m + ".")}
+        graph[name] = deps
+    return graph
+
+
+def test_the_package_has_no_import_circle():
+    """Issue 13 part 7: lesson discovery lives in helpers.course.lessons, which release, slides, Colab and
+    grading share; no module of helpers reaches itself through its imports (colab and release used to)."""
+    graph = _imports_between_modules(ROOT / "helpers")
+    assert graph["helpers.course.lessons"] <= {"helpers"}, graph["helpers.course.lessons"]
+    for user in ("helpers.course.release", "helpers.course.slides", "helpers.course.colab", "helpers.grading.course"):
+        assert "helpers.course.lessons" in graph[user], user
+    done, stack = set(), []
+
+    def visit(node):
+        if node in stack:
+            raise AssertionError("import circle: " + " -> ".join(stack[stack.index(node):] + [node]))
+        if node in done:
+            return
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            visit(dep)
+        stack.pop()
+        done.add(node)
+
+    for module in sorted(graph):
+        visit(module)

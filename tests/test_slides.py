@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from helpers.course import slides
-from helpers.course.release import Lesson, find_lessons
+from helpers.course.lessons import Lesson, find_lessons
 from tests.conftest import ROOT
 
 LESSONS = [lesson.name for lesson in find_lessons(ROOT)]

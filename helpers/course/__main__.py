@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from helpers.course.execute import execute
-from helpers.course.release import ReleaseError, find_lessons, release, stale
+from helpers.course.lessons import ReleaseError, find_lessons
+from helpers.course.release import release, stale
 
 
 def _check(root: Path, lessons: list[str]) -> list[str]:

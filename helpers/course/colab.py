@@ -24,7 +24,7 @@ import nbformat
 import tomllib
 
 import helpers
-from helpers.course.release import RELEASE_DIR, Lesson, ReleaseError, find_lessons
+from helpers.course.lessons import RELEASE_DIR, Lesson, ReleaseError, find_lessons
 
 BADGE_ID = "colab-badge"
 BADGE_TAG = "colab-badge"

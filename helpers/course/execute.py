@@ -15,8 +15,9 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from helpers.course.lessons import ReleaseError, read_source
 from helpers.course.polling import patch_nbclient
-from helpers.course.release import ReleaseError, read_source, strip_run_metadata
+from helpers.course.release import strip_run_metadata
 
 
 def execute(path: Path, *, fast: bool = False, timeout: int = 600) -> float:

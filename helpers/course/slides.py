@@ -32,7 +32,7 @@ from nbconvert.preprocessors import TagRemovePreprocessor
 from nbgrader.preprocessors import ClearSolutions
 from traitlets.config.loader import PyFileConfigLoader
 
-from helpers.course.release import Lesson, ReleaseError, find_lessons, read_source
+from helpers.course.lessons import Lesson, ReleaseError, find_lessons, read_source
 
 SLIDES_DIR = "slides"
 VENDOR_DIR = "vendor"

@@ -24,7 +24,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from helpers.course.release import ReleaseError, find_lessons, read_source
+from helpers.course.lessons import ReleaseError, find_lessons, read_source
 
 
 def _size(text: str) -> int:
@@ -126,7 +126,7 @@ def grade_command(args) -> int:
         try:
             with cluster.connect(root, args.scheduler, args.scheduler_file, _slurm(args)) as client:
                 results = runner.grade(subs, lesson, out, settings, hide_extra=hide, progress=not args.quiet,
-                                       client=client)
+                                       elsewhere=cluster.on(client))
         except GradingError as err:
             print(f"error: {err}", file=sys.stderr)
             return 3

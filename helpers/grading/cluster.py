@@ -1,7 +1,7 @@
 """Grading past one machine on a Dask cluster: a running scheduler, or Slurm jobs started
 through dask-jobqueue's ``SLURMCluster``.
 
-The coordinator (``runner.grade`` with a client) keeps the resume cache and writes every
+The coordinator (``runner.grade`` with ``elsewhere=cluster.on(client)``) keeps the resume cache and writes every
 output; each Dask task grades one submission, whose bytes it carries, and returns the result.
 A Dask worker never runs student code itself: it keeps a ``runner.Pool`` of its own, one
 ``helpers.grading.worker`` process per thread, which grades in the same sandbox, with the same
@@ -14,6 +14,7 @@ another worker, and results are keyed by student, so no row is written twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import queue
@@ -27,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import helpers
-from helpers.course.release import Lesson, ReleaseError, find_lessons
+from helpers.course.lessons import Lesson, ReleaseError, find_lessons
 from helpers.grading import course
 
 ROOT_ENV = "COURSE_GRADING_ROOT"  # on a worker: where the course lies, if not at the coordinator's path
@@ -147,6 +148,13 @@ def release_task(digest: str) -> bool:
     if isinstance(node, _Node):
         node.pool.close()
     return node is not None
+
+
+def on(client):
+    """What ``runner.grade(..., elsewhere=...)`` calls to grade on ``client``'s cluster; None without one."""
+    if client is None:
+        return None
+    return functools.partial(run, client)
 
 
 def run(client, todo: list, lesson: Lesson, settings, cache, progress: bool, log=print,

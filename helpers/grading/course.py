@@ -16,8 +16,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers.course.lessons import RELEASE_DIR, SOURCE_DIR, Lesson, read_source
 from helpers.course.nbgrader_run import run_nbgrader
-from helpers.course.release import RELEASE_DIR, SOURCE_DIR, Lesson, read_source
 
 GRADER_VERSION = "3"  # bump when a change to the grader changes results (invalidates the cache)
 

@@ -28,7 +28,7 @@ import traceback
 import zipfile
 from pathlib import Path
 
-from helpers.course.release import find_lessons, read_source
+from helpers.course.lessons import find_lessons, read_source
 
 COURSE_FILES = ("nbgrader_config.py", "requirements.txt", "pyproject.toml", "README.md")
 
@@ -112,7 +112,7 @@ def build(root: Path, lesson_name: str, out_dir: Path) -> tuple[Path, int]:
 
 def build_command(args) -> int:
     """``python -m helpers.grading gradescope LESSON [--out dist/gradescope]``."""
-    from helpers.course.release import ReleaseError
+    from helpers.course.lessons import ReleaseError
 
     out = args.out if args.out.is_absolute() else args.root / args.out
     try:

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import helpers
+from helpers.course.lessons import Lesson
 from helpers.course.nbgrader_run import nbgrader_env
-from helpers.course.release import Lesson
 from helpers.grading import course, sandbox
 from helpers.grading.layouts import Submission
 
@@ -190,11 +190,13 @@ def _memory_folder() -> str | None:
 
 
 def grade(subs: list[Submission], lesson: Lesson, out: Path, settings: Settings, *,
-          hide_extra: list[Path] = (), progress: bool = True, log=print, client=None) -> dict[str, dict]:
+          hide_extra: list[Path] = (), progress: bool = True, log=print, elsewhere=None) -> dict[str, dict]:
     """Grade every submission (cached ones are not run again); results by student id.
 
-    With ``client`` (a ``distributed.Client``), the notebooks are graded on that Dask cluster's
-    workers (see ``helpers.grading.cluster``); the cache and every output stay here.
+    With ``elsewhere`` (``helpers.grading.cluster.on(client)`` for a ``distributed.Client``), the
+    notebooks are graded on that Dask cluster's workers; the cache and every output stay here. It is
+    called as ``elsewhere(todo, lesson, settings, cache, progress, log, hide_extra)``; this module
+    imports nothing of the cluster's, which imports this one on its workers.
     """
     digest = course.lesson_digest(lesson, settings.keyed())
     cache = Cache(out, digest)
@@ -209,10 +211,8 @@ def grade(subs: list[Submission], lesson: Lesson, out: Path, settings: Settings,
     log(f"{len(todo)} to grade, {len(results)} already graded (kept in {out / '.cache'})")
     if not todo:
         return results
-    if client is not None:
-        from helpers.grading import cluster
-
-        results.update(cluster.run(client, todo, lesson, settings, cache, progress, log, list(hide_extra)))
+    if elsewhere is not None:
+        results.update(elsewhere(todo, lesson, settings, cache, progress, log, list(hide_extra)))
         return results
     pool = Pool(lesson.root, max(1, min(settings.jobs, len(todo))))
     try:
