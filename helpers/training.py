@@ -92,7 +92,7 @@ class History:
     stopped_early: bool = False
 
     def curves(self) -> dict[str, list[float]]:
-        """The loss curves by name, for ``plotting.plot_curves``."""
+        """The loss curves by name, for ``plots.plot_curves``."""
         out = {"training loss": self.train_loss}
         if self.val_loss:
             out["validation loss"] = self.val_loss

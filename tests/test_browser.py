@@ -376,7 +376,7 @@ def test_jupyterlab_runs_lesson01_with_widgets_validate_and_rise(tmp_path):
         assert "shape: torch.Size([2, 3])" in first.locator(".jp-OutputArea").inner_text()
         page.screenshot(path=artifact("lab-2-cells-ran.png"))
 
-        explorer = _run_cell(page, "explorer = widgets.LearningRateExplorer(lr=0.3)")
+        explorer = _run_cell(page, "explorer = widgets.descent.LearningRateExplorer(lr=0.3)")
         label = explorer.locator(".widget-html-content").first
         label.wait_for(timeout=60_000)
         assert "lr = 0.300" in label.inner_text() and "converges" in label.inner_text()
@@ -395,7 +395,7 @@ def test_jupyterlab_runs_lesson01_with_widgets_validate_and_rise(tmp_path):
         _assert_instructor_tools(page, base, token, shown=False)  # the learner sees none of them
 
         explorer.locator(".jp-InputArea-prompt").click()  # RISE starts at the selected cell's slide
-        _slider_in_rise(page, "explorer = widgets.LearningRateExplorer", "1.2", "lr = 1.200", "lab-4-rise")
+        _slider_in_rise(page, "explorer = widgets.descent.LearningRateExplorer", "1.2", "lr = 1.200", "lab-4-rise")
         context.close()
     _assert_clean_console(traffic, "lab")
     assert (ROOT / "notebooks" / LESSON01 / f"{LESSON01}.ipynb").read_bytes() == committed

@@ -268,13 +268,13 @@ def test_nothing_a_learner_receives_earns_an_exercises_points(lesson, candidates
 def test_an_answer_put_back_into_the_package_is_found(candidates, monkeypatch):
     """The test bites: the reference conv_output_size of lesson 04, planted in a tool module (which the
     copying detector lets learners use), earns Exercise 1's points and is named."""
-    import helpers.plotting
+    import helpers.plots
 
     ex = next(e for e in exercises("04_cnn") if e.number == "1")
     imports = _imports(read_source(find_lessons(ROOT, ["04_cnn"])[0].source))
-    scope = {"__name__": "helpers.plotting"}
+    scope = {"__name__": "helpers.plots"}
     exec(compile(imports + "\n" + "\n".join(ex.reference), "<planted>", "exec"), scope)
-    monkeypatch.setattr(helpers.plotting, "conv_output_size", scope["conv_output_size"], raising=False)
-    planted = [*candidates, ("helpers.plotting", "conv_output_size", scope["conv_output_size"])]
+    monkeypatch.setattr(helpers.plots, "conv_output_size", scope["conv_output_size"], raising=False)
+    planted = [*candidates, ("helpers.plots", "conv_output_size", scope["conv_output_size"])]
     earned, _ = earned_by_package(ex, planted, imports)
-    assert earned == ["helpers.plotting.conv_output_size"]
+    assert earned == ["helpers.plots.conv_output_size"]

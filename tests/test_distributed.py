@@ -12,7 +12,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from helpers import distributed, widgets_distributed
+from helpers import distributed
+from helpers.widgets import distributed as widgets_distributed
 from tests.test_checks_lesson07 import load_checkpoint, save_checkpoint, train_resumable
 
 

@@ -79,9 +79,9 @@ def test_answer_names_come_from_the_reference_answers():
 
 
 @pytest.mark.parametrize("num, k, source", [
-    ("04", 3, "def conv_block(cin, cout):\n    data.load_fashion; plots_eval.show_filters; config.fast_or_full\n"
+    ("04", 3, "def conv_block(cin, cout):\n    data.load_fashion; plots.evaluation.show_filters; config.fast_or_full\n"
               "    return torch.nn.Sequential(torch.nn.Conv2d(cin, cout, 3, padding=1))"),
-    ("01", 1, "from helpers import data, plotting\nimport helpers.widgets\ndef to_float_pixels(images):\n"
+    ("01", 1, "from helpers import data, plots\nimport helpers.widgets.descent\ndef to_float_pixels(images):\n"
               "    checks.ex1.check(lambda x: x)\n    return images.float() / 255"),
     ("05", 2, "from helpers.training import set_seed, TensorLoader\nset_seed(0)"),  # tools the lesson hands out
     ("04", 5, "from helpers import training\ndef build_cnn(c1=32, c2=64, hidden=128):\n    return None"),

@@ -112,7 +112,7 @@ def test_fit_refuses_batches_off_the_model_device_and_an_empty_loader():
 
 def test_the_package_holds_no_answer_of_lessons_05_and_06():
     """Issue 13 part 2: the device choice, the epoch, the evaluation and the predictions are the learners'."""
-    from helpers import plots_eval
+    from helpers.plots import evaluation as plots_eval
 
     for name in ("pick_device", "train_one_epoch", "evaluate", "predict"):
         assert not hasattr(training, name), name

@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from helpers import widgets_activations as wa  # noqa: E402
+from helpers.widgets import activations as wa  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from helpers import widgets_modules  # noqa: E402
+from helpers.widgets import modules as widgets_modules  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

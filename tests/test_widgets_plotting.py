@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from helpers import plotting, widgets  # noqa: E402
+from helpers import plots as plotting  # noqa: E402
+from helpers.widgets import descent as widgets  # noqa: E402
 
 
 def test_descent_path_and_its_description():

@@ -11,7 +11,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from helpers import plots_eval, training, widgets_training  # noqa: E402
+from helpers import training  # noqa: E402
+from helpers.plots import evaluation as plots_eval  # noqa: E402
+from helpers.widgets import training as widgets_training  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

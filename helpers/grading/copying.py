@@ -19,9 +19,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = "helpers"
-TOOLS = ("helpers.config", "helpers.data", "helpers.plotting", "helpers.plots_eval", "helpers.widgets",
-         "helpers.widgets_activations", "helpers.widgets_modules", "helpers.widgets_training",
-         "helpers.widgets_distributed", "helpers.distributed", "helpers.worker_loop",
+TOOLS = ("helpers.config", "helpers.data", "helpers.plots", "helpers.widgets", "helpers.distributed",
+         "helpers.worker_loop",
          "helpers.training.set_seed", "helpers.training.TensorLoader", "helpers.training.History")
 # What answers an exercise of a lesson although the lesson's own cells use it (after the exercise,
 # or in another lesson before the exercise asks for it).
@@ -93,8 +92,8 @@ def verdict(path: str, ok: set[str], mods: set[str], lesson: str) -> bool:
     through getattr), or anything of the package that the lesson does not hand out."""
     if any(path == a or path.startswith(a + ".") for a in ANSWERS.get(lesson[:2], ())):
         return True
-    if path in mods:
-        return path not in TOOLS
+    if path in mods:  # a module used as a whole: only a tool module (or one inside a tool package) may be
+        return not any(path == t or path.startswith(t + ".") for t in TOOLS)
     return not any(path == p or path.startswith(p + ".") for p in ok)
 
 

@@ -15,8 +15,8 @@ import torch
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from torch import nn
 
-from helpers.plotting import PALETTE
-from helpers.widgets import Control
+from helpers.plots import PALETTE
+from helpers.widgets.base import Control
 
 _STYLE = {"description_width": "initial"}
 

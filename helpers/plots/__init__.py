@@ -1,4 +1,5 @@
-"""Pictures for the lessons: image grids, fitted lines, loss curves, descent paths.
+"""Pictures for the lessons: image grids, fitted lines, loss curves, descent paths here, and the
+pictures of training and evaluation (lessons 04 to 06) in ``plots.evaluation``.
 
 Every function draws on a matplotlib Axes it is given (or a new figure), labels
 its axes, gives the figure a title and uses the Okabe-Ito colour-blind-safe
@@ -114,3 +115,6 @@ def plot_descent(loss, path: Sequence[float], *, ax=None, title: str | None = No
     ax.set(xlabel="parameter w", ylabel="loss", title=title or "Gradient descent on a 1-D loss")
     ax.legend(loc="upper center")
     return fig
+
+
+from helpers.plots import evaluation  # noqa: E402, F401  (after PALETTE and _axes, which it uses)

@@ -1,4 +1,4 @@
-"""Interactive controls for the lessons, working with ipywidgets 7.7 (Colab) and 8.
+"""Lesson 01's control: gradient descent on a curve, with a learning-rate slider.
 
 Each control keeps what it last computed in plain attributes (``.path``,
 ``.verdict``), so a test can move the slider and read the result without a
@@ -13,36 +13,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from helpers.plotting import plot_descent
-
-
-class Control:
-    """Shared plumbing of the lessons' controls: a label, an output redrawn in place, and display as a VBox.
-
-    A subclass builds its ipywidgets controls, calls ``self._build(controls)``, and implements ``update()``
-    (read the controls, set ``self.label.value``, redraw with ``self._draw(make_figure)``).
-    """
-
-    def _build(self, controls: list) -> None:
-        self.label = widgets.HTML()
-        self.output = widgets.Output()
-        for control in controls:
-            control.observe(lambda _change: self.update(), names="value")
-        self.widget = widgets.VBox([*controls, self.label, self.output])
-        self.update()
-
-    def update(self) -> None:
-        raise NotImplementedError
-
-    def _draw(self, draw) -> None:
-        with self.output:
-            self.output.clear_output(wait=True)
-            fig = draw()
-            display(fig)
-            plt.close(fig)
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+from helpers.plots import plot_descent
 
 
 def descent_path(grad, w0: float, lr: float, steps: int) -> list[float]:

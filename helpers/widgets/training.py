@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from helpers.plots_eval import plot_paths, plot_train_val
-from helpers.widgets import Control
+from helpers.plots.evaluation import plot_paths, plot_train_val
+from helpers.widgets.base import Control
 
 _STYLE = {"description_width": "initial"}
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from IPython.display import display
 
-from helpers.plotting import PALETTE
+from helpers.plots import PALETTE
 
 ELEMENTWISE = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu")
 ACTIVATIONS = (*ELEMENTWISE, "softmax", "log_softmax")

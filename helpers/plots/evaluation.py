@@ -2,7 +2,7 @@
 optimizer paths, train/validation curves, live loss curves and a confusion matrix (the
 learner counts it: lesson 06, Exercise 5).
 
-Like ``helpers.plotting``: each function draws on the Axes it is given (or a new
+Like ``helpers.plots``: each function draws on the Axes it is given (or a new
 figure), labels its axes, titles the figure, uses colour-blind-safe colours
 (Okabe-Ito lines, viridis and PuOr maps) and changes no global setting.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from helpers.plotting import PALETTE, _axes
+from helpers.plots import PALETTE, _axes
 
 
 def _numpy(x) -> np.ndarray:

@@ -11,8 +11,8 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 
-from helpers.plotting import PALETTE
-from helpers.widgets import Control
+from helpers.plots import PALETTE
+from helpers.widgets.base import Control
 
 
 def plot_shards(shards_by_epoch: Sequence[Sequence[Sequence[int]]], n: int, *, ax=None):
