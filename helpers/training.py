@@ -99,11 +99,11 @@ class History:
         return out
 
 
-def _same_device(model: nn.Module, images: torch.Tensor) -> None:
-    first = next(model.parameters(), None)
-    if first is not None and images.device != first.device:
+def _same_device(device: torch.device | None, images: torch.Tensor) -> None:
+    """``device``: where the model's parameters are (None for a model without any)."""
+    if device is not None and images.device != device:
         raise ValueError(f"training.fit takes the batches where they are, and this batch is on {images.device} "
-                         f"while the model is on {first.device}: make the loaders from tensors on the model's "
+                         f"while the model is on {device}: make the loaders from tensors on the model's "
                          "device, for example data.as_tensors(dataset, device=device).")
 
 
@@ -132,6 +132,8 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: Callable, optimizer: 
     Introduced in lesson 04; lesson 05 writes the loop inside it, lesson 06 its validation.
     """
     history = History()
+    first = next(model.parameters(), None)
+    device = None if first is None else first.device  # looked up once, not for every batch
     epochs_iter = range(1, int(epochs) + 1)
     if progress:
         from tqdm.auto import tqdm
@@ -142,7 +144,7 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: Callable, optimizer: 
         model.train()
         total, count = 0.0, 0
         for images, labels in train_loader:
-            _same_device(model, images)
+            _same_device(device, images)
             optimizer.zero_grad()
             loss = loss_fn(model(images), labels)
             loss.backward()
@@ -158,7 +160,7 @@ def fit(model: nn.Module, train_loader: Iterable, loss_fn: Callable, optimizer: 
             total, correct, count = 0.0, 0, 0
             with torch.no_grad():
                 for images, labels in val_loader:
-                    _same_device(model, images)
+                    _same_device(device, images)
                     outputs = model(images)
                     total = total + loss_fn(outputs, labels) * len(labels)
                     correct = correct + (outputs.argmax(dim=1) == labels).sum()

@@ -277,6 +277,10 @@ def tiny_loader(n: int = 10, batch_size: int = 4, seed: int = 31) -> DataLoader:
                       batch_size=batch_size, collate_fn=_marked)
 
 
+def _flat_grads(grads) -> torch.Tensor:
+    return torch.cat([g.flatten() for g in grads])
+
+
 def _flat(model) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
@@ -304,7 +308,7 @@ def _batch_loss_grad(model: nn.Module, weights: torch.Tensor | None, x: torch.Te
             nn.utils.vector_to_parameters(weights, model.parameters())
     loss = nn.functional.cross_entropy(model(x), y)
     grads = torch.autograd.grad(loss, list(model.parameters()))
-    return loss.item(), torch.cat([g.flatten() for g in grads])
+    return loss.item(), _flat_grads(grads)
 
 
 def _plain_batches(loader) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -367,7 +371,7 @@ def _judge_train(fn, case):
             raise Mismatch("optimizer.step() found no gradient: call loss.backward() and then optimizer.step(), "
                            "in that order, for every batch.")
         value, want = _batch_loss_grad(model, weights, *batches[k])
-        have = torch.cat([g.flatten() for g in grads])
+        have = _flat_grads(grads)
         if not _close(have, want):
             if previous is not None and _close(have, previous + want):
                 raise Mismatch("optimizer.zero_grad() is missing: the gradients of earlier batches pile up in "
@@ -383,7 +387,7 @@ def _judge_train(fn, case):
         raise Mismatch(f"{len(opt.seen)} optimizer steps for {len(batches)} batches: take one step for every "
                        "batch of the loader, the smaller last one included.")
     weights, grads = opt.seen[-1]
-    if not _close(_flat(mine), weights - lr * torch.cat([g.flatten() for g in grads])):
+    if not _close(_flat(mine), weights - lr * _flat_grads(grads)):
         raise Mismatch("the weights changed outside optimizer.step(): let the optimizer alone update them.")
     if abs(got - _weighted(losses)) > 1e-4 * max(1.0, abs(got)):
         raise Mismatch(f"the weights are right but the returned loss is not the mean loss per example: "
@@ -543,10 +547,6 @@ def tiny_batch(n: int = 5, seed: int = 61) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _grads(model) -> list[torch.Tensor | None]:
     return [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
-
-
-def _flat_grads(grads) -> torch.Tensor:
-    return torch.cat([g.flatten() for g in grads])
 
 
 def _with_stale_grads(model, seed: int) -> nn.Module:
