@@ -249,3 +249,13 @@ def test_hostile_notebooks_get_what_their_honest_part_deserves(tmp_path):
         assert not [u for u in range(sandbox.UID_BASE, sandbox.UID_BASE + 8) if sandbox._pids_of(u)]
     print(f"{len(cases)} hostile notebooks graded in {seconds:.0f} s\n{proc.stdout}")
     shutil.rmtree(tmp_path / "out", ignore_errors=True)
+
+
+def test_no_isolate_grades_too(tmp_path):
+    """--no-isolate (kernels see the course's files): the reference still gets full marks, also as root,
+    where the kernels then keep the instructor's uid (a slot uid reaches the work folders only when isolated)."""
+    folder = tmp_path / "submitted"
+    folder.mkdir()
+    nbformat.write(solved(), folder / "ada.ipynb")
+    _grade(folder, tmp_path / "out", "--jobs", "1", "--no-isolate")
+    assert _scores(_sheet(tmp_path / "out")["ada"]) == scores()

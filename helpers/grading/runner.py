@@ -153,12 +153,14 @@ def _sandbox_settings(root: Path, work: Path, lesson: Lesson, template: course.T
     # The helpers package the kernels import is the grader's own (an editable install may point
     # elsewhere than this course folder, say into a checkout under /tmp): it must be visible, read-only.
     shared.append(os.path.dirname(os.path.realpath(helpers.__file__)))
+    # (a slot uid reaches the work folders only through the isolated kernel's mounts: --no-isolate keeps the uid)
     return {"root": str(root), "work": str(work), "template": str(template.folder), "lesson": lesson.name,
             "timeout": settings.timeout, "max_output": settings.max_output, "isolate": settings.isolate,
             "hide": hide, "readonly": sorted({str(root), sys.prefix, *shared}),
             "needed": sorted({sys.base_prefix, sys.prefix, str(root), *shared}), "mask": _home_mask(),
             "limits": {"memory": settings.memory, "nproc": settings.nproc, "fsize": settings.fsize, "nofile": 1024},
-            "aliases": template.aliases, "mpl_cache": matplotlib.get_cachedir(), "slot_uids": as_root,
+            "aliases": template.aliases, "mpl_cache": matplotlib.get_cachedir(),
+            "slot_uids": as_root and settings.isolate,
             "fork": hasattr(os, "pidfd_open")}  # the kernel factory needs Linux's pidfd
 
 
