@@ -125,9 +125,11 @@ def test_ex1_usage_errors_are_type_errors():
 
 
 def test_ex1_hidden_cases():
-    L.ex1.grade((make_sequential_mlp, MLP), cases=_hidden_images())
+    L.ex1.grade((make_sequential_mlp, MLP), cases=_hidden_images(),
+                    reference=(make_sequential_mlp, None))
     with pytest.raises(AssertionError, match="contiguous"):
-        L.ex1.grade((make_sequential_mlp, _mlp(flatten=lambda x: x.view(-1, 784))), cases=_hidden_images())
+        L.ex1.grade((make_sequential_mlp, _mlp(flatten=lambda x: x.view(-1, 784))), cases=_hidden_images(),
+                    reference=(make_sequential_mlp, None))
 
 
 # ------------------------------------------------------------------ exercise 2 and 3
@@ -156,9 +158,9 @@ def test_ex2_count_parameters():
 def test_ex2_hidden_case():
     conv = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
     conv[0].requires_grad_(False)
-    L.ex2.grade(count_parameters, cases=[conv, nn.Linear(3, 2)])
+    L.ex2.grade(count_parameters, cases=[conv, nn.Linear(3, 2)], reference=count_parameters)
     with pytest.raises(AssertionError, match="frozen"):
-        L.ex2.grade(lambda m: sum(p.numel() for p in m.parameters()), cases=[conv])
+        L.ex2.grade(lambda m: sum(p.numel() for p in m.parameters()), cases=[conv], reference=count_parameters)
 
 
 def test_ex3_count_by_hand():
@@ -343,9 +345,9 @@ def test_ex6_fixed_net_names_each_bug():
 
 
 def test_ex6_hidden_cases():
-    L.ex6.grade(FixedNet, cases=_hidden_images())
+    L.ex6.grade(FixedNet, cases=_hidden_images(), reference=FixedNet)
     with pytest.raises(AssertionError, match="nn.ReLU"):
-        L.ex6.grade(SuperAndSizes, cases=_hidden_images())
+        L.ex6.grade(SuperAndSizes, cases=_hidden_images(), reference=FixedNet)
 
 
 def test_checking_does_not_move_the_learners_random_numbers():
@@ -463,8 +465,8 @@ def test_ex2_a_shared_layer_counts_once():
     assert failure and "used twice" in failure
     tied = nn.Linear(4, 4)
     with pytest.raises(AssertionError, match="count each parameter once"):
-        L.ex2.grade(per_layer, cases=[nn.Sequential(tied, nn.ReLU(), tied)])
-    L.ex2.grade(count_parameters, cases=[nn.Sequential(tied, nn.ReLU(), tied)])
+        L.ex2.grade(per_layer, cases=[nn.Sequential(tied, nn.ReLU(), tied)], reference=count_parameters)
+    L.ex2.grade(count_parameters, cases=[nn.Sequential(tied, nn.ReLU(), tied)], reference=count_parameters)
 
 
 def test_layers_the_prompt_does_not_list_are_named_even_though_eval_mode_hides_them():

@@ -141,10 +141,10 @@ def test_ex3_early_stopping():
 
 def test_ex3_hidden_an_equal_loss_is_not_an_improvement():
     ties = [([1.0, 0.8, 0.8, 0.8, 0.8], 2)]
-    L.ex3.grade(Right, cases=ties)
+    L.ex3.grade(Right, cases=ties, reference=Right)
     with pytest.raises(AssertionError, match="use <"):
         L.ex3.grade(type("Loose", (Right,), {"__init__": lambda s, p: Stopper.__init__(s, p, strict=False)}),
-                    cases=ties)
+                    cases=ties, reference=Right)
 
 
 # ------------------------------------------------------------------ exercise 4
@@ -199,9 +199,10 @@ def test_ex5_confusion_matrix():
 
 def test_ex5_hidden_missing_class_needs_num_classes():
     preds, labels = torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2])
-    L.ex5.grade(_confusion, cases=[(preds, labels, 5)])
+    L.ex5.grade(_confusion, cases=[(preds, labels, 5)], reference=_confusion)
     with pytest.raises(AssertionError, match="num_classes"):
-        L.ex5.grade(lambda p, t, k: _confusion(p, t, int(max(p.max(), t.max())) + 1), cases=[(preds, labels, 5)])
+        L.ex5.grade(lambda p, t, k: _confusion(p, t, int(max(p.max(), t.max())) + 1), cases=[(preds, labels, 5)],
+                    reference=_confusion)
 
 
 class _KeepsACopy:

@@ -319,12 +319,17 @@ class Exercise:
         hints: the staged hints, most general first.
         needs_callable: False for answers that are values (a dict, a number, a tensor)
             rather than a function or class.
+        observe: for a check that needs the right answer's result: ``observe(answer, case)`` runs an
+            answer on one case and returns what the judge compares. ``make release`` ships its value for
+            the instructor's solution on each visible case (:mod:`helpers.checks.shipped`), and the judge
+            is then ``judge(answer, case, expected)``. Hidden cases take their expected values from a
+            reference answer that the hidden test passes to :meth:`grade`.
     """
 
     def __init__(self, number: int, answer_name: str, *, points: int,
-                 judge: Callable[[Callable, Any], None],
+                 judge: Callable[..., None],
                  cases: Callable[[], Iterable[Any]], hints: Sequence[str],
-                 needs_callable: bool = True):
+                 needs_callable: bool = True, observe: Callable[[Any, Any], Any] | None = None):
         if not hints:
             raise ValueError("every exercise needs at least one hint")
         self.number = number
@@ -337,6 +342,7 @@ class Exercise:
         self._hints = tuple(hints)
         self._hints_shown = 0
         self._needs_callable = needs_callable
+        self.observe = observe
         # the lesson ("05") of the checks module that made this exercise, for solution()
         found = re.search(r"lesson(\d\d)$", sys._getframe(1).f_globals.get("__name__", ""))
         self.lesson = found.group(1) if found else None
@@ -353,12 +359,15 @@ class Exercise:
             f"after {self.answer_name}."
         )
 
-    def _run(self, answer: Callable, cases: Iterable[Any]) -> Result:
+    def _run(self, answer: Callable, cases: Iterable[Any], expected: Sequence[Any] | None = None) -> Result:
         self._require_callable(answer)
         ran = 0
         try:
-            for case in cases:
-                self._judge(answer, case)
+            for i, case in enumerate(cases):
+                if self.observe is None:
+                    self._judge(answer, case)
+                else:
+                    self._judge(answer, case, expected[i])
                 ran += 1
         except NotAttempted:
             return Result(self.title, Outcome.NOT_ATTEMPTED, _NOT_ATTEMPTED_MSG)
@@ -368,18 +377,40 @@ class Exercise:
             raise RuntimeError(f"{self.title}: no test case ran; this is a bug in the course")
         return Result(self.title, Outcome.CORRECT, "Well done.")
 
+    def visible_cases(self) -> list:
+        """The cases the instant check judges (the release ships their expected values)."""
+        return list(self._cases())
+
     def check(self, answer: Callable) -> Result:
         """The learner's instant check on the visible cases; the result displays itself."""
-        return self._run(answer, self._cases())
+        cases = self.visible_cases()
+        expected = None
+        if self.observe is not None:
+            from helpers.checks import shipped
 
-    def grade(self, answer: Callable, cases: Iterable[Any] | None = None) -> None:
+            expected = shipped.expected(self.lesson, self.number, len(cases))
+        return self._run(answer, cases, expected)
+
+    def grade(self, answer: Callable, cases: Iterable[Any] | None = None, *, reference: Any = None) -> None:
         """For graded test cells: silent when correct, ``AssertionError`` otherwise.
 
         Args:
             answer: the learner's function.
             cases: hidden cases to judge instead of the visible ones.
+            reference: for an exercise with ``observe``, with hidden cases: the reference answer, written in
+                the hidden test, whose results on those cases are the expected values.
         """
-        result = self._run(answer, self._cases() if cases is None else cases)
+        if cases is None:
+            result = self.check(answer)
+        else:
+            cases = list(cases)
+            expected = None
+            if self.observe is not None:
+                if reference is None:
+                    raise TypeError(f"{self.title}: grade() with hidden cases needs reference=, the reference "
+                                    "answer written in the hidden test (its results are the expected values).")
+                expected = [self.observe(reference, case) for case in cases]
+            result = self._run(answer, cases, expected)
         if not result:
             raise AssertionError(str(result))
 

@@ -2,8 +2,10 @@
 
 Model judges build the learner's class, copy seeded weights into it (through the
 attribute names the prompt fixes, or found by shape), and compare its output with the
-same computation written with ``torch.nn.functional``. Graded cells add hidden cases
-built in the notebook, ``exN.grade(answer, cases=[case, ...])``, where one case is:
+output of the instructor's solution with the same weights, which ``make release`` ships
+for the visible cases (ex1, ex2 and ex6 have an ``observe``: see ``helpers.checks.shipped``).
+Graded cells add hidden cases built in the notebook, ``exN.grade(answer, cases=[case, ...],
+reference=...)``, with the reference answer in the hidden test; one case is:
 
 - ex1 ``(make_sequential_mlp, MLP)``, ex6 ``FixedNet``: images, a float tensor (N, 1, 28, 28);
 - ex2 ``count_parameters``: an ``nn.Module``, possibly with frozen parameters;
@@ -178,14 +180,14 @@ def _linear_attr(model: nn.Module, attr: str, shape: tuple[int, int], *, name: s
     return layer
 
 
-def _mlp_ref(x, l1, l2, act=F.relu):
-    # (N, 1, 28, 28) -> (N, 784) -> (N, hidden) -> (N, 10)
-    return F.linear(act(F.linear(x.flatten(1), l1.weight, l1.bias)), l2.weight, l2.bias)
+def _without_activation(x, l1, l2):
+    """A known mistake: the two layers with nothing between them."""
+    return F.linear(F.linear(x.flatten(1), l1.weight, l1.bias), l2.weight, l2.bias)
 
 
 def _mlp_mistakes(expected, x, l1, l2) -> list:
     return [("the hidden layer has no ReLU: apply torch.relu (or an nn.ReLU module) between the layers.",
-             _mlp_ref(x, l1, l2, act=lambda h: h)),
+             _without_activation(x, l1, l2)),
             (NO_SOFTMAX, F.softmax(expected, dim=1)), (NO_SOFTMAX, F.log_softmax(expected, dim=1))]
 
 
@@ -208,14 +210,31 @@ def _mlp_linears(model: nn.Module, name: str) -> tuple[nn.Linear, nn.Linear]:
     return by_shape[(784, 128)], by_shape[(128, 10)]
 
 
-def _expect_mlp_output(net, images, expected, l1, l2, *, name):
-    got = _forward(net, images, name=name)
+def _expect_mlp_output(got, images, expected, l1, l2, *, name):
     advice = _first_close(got, _mlp_mistakes(expected, images, l1, l2))
     expect_tensor_like(got, expected, name=f"{name}'s output", value_advice=advice or (
         f"{name} should compute flatten, Linear(784, {l1.out_features}), ReLU, Linear, in that order."))
 
 
-def _judge_mlp(answer, images):
+def _run_sequential(make_seq, images):
+    """make_sequential_mlp()'s network with seeded weights, its two layers and its output on ``images``."""
+    with torch.random.fork_rng(devices=[]):
+        seq = call_answer(make_seq, name="make_sequential_mlp", explain=_module_error)
+    if not isinstance(seq, nn.Sequential):
+        raise Mismatch(f"make_sequential_mlp() should return an nn.Sequential, got {describe(seq)}.")
+    gen = _gen(21)
+    first, second = _mlp_linears(seq, "make_sequential_mlp()")
+    _load(first, gen, name="make_sequential_mlp()")
+    _load(second, gen, name="make_sequential_mlp()")
+    return seq, (first, second), _forward(seq, images, name="make_sequential_mlp()")
+
+
+def _observe_mlp(answer, images):
+    """What Exercise 1 compares: the Sequential's output, with seeded weights (MLP() gets the same weights)."""
+    return _run_sequential(answer[0], images)[2]
+
+
+def _judge_mlp(answer, images, expected):
     if not (isinstance(answer, tuple) and len(answer) == 2):
         raise TypeError("Exercise 1: pass both answers as a pair, check((make_sequential_mlp, MLP)), "
                         f"got {describe(answer)}.")
@@ -225,28 +244,20 @@ def _judge_mlp(answer, images):
                         f"without the parentheses, got {describe(make_seq)}.")
     if isinstance(mlp_cls, nn.Module):
         raise TypeError("check() takes the class MLP itself, not a model built from it: write MLP, not MLP().")
-    with torch.random.fork_rng(devices=[]):
-        seq = call_answer(make_seq, name="make_sequential_mlp", explain=_module_error)
-    if not isinstance(seq, nn.Sequential):
-        raise Mismatch(f"make_sequential_mlp() should return an nn.Sequential, got {describe(seq)}.")
-    gen = _gen(21)
-    first, second = _mlp_linears(seq, "make_sequential_mlp()")
-    _load(first, gen, name="make_sequential_mlp()")
-    _load(second, gen, name="make_sequential_mlp()")
-    expected = _mlp_ref(images, first, second)
-    _expect_mlp_output(seq, images, expected, first, second, name="make_sequential_mlp()")
+    seq, (first, second), got = _run_sequential(make_seq, images)
+    _expect_mlp_output(got, images, expected, first, second, name="make_sequential_mlp()")
     if not isinstance(seq[0], nn.Flatten):
         raise Mismatch(f"make_sequential_mlp() should start with nn.Flatten(), as the exercise asks; it starts with "
                        f"{type(seq[0]).__name__}.")
     model = _build(mlp_cls, name="MLP")
     mine = _mlp_linears(model, "MLP()")
-    _load(mine[0], gen, name="MLP()", source=first)  # the Sequential's weights, copied into the class
-    _load(mine[1], gen, name="MLP()", source=second)
-    _expect_mlp_output(model, images, expected, *mine, name="MLP()")
+    _load(mine[0], None, name="MLP()", source=first)  # the Sequential's weights, copied into the class
+    _load(mine[1], None, name="MLP()", source=second)
+    _expect_mlp_output(_forward(model, images, name="MLP()"), images, expected, *mine, name="MLP()")
 
 
 ex1 = Exercise(
-    1, "(make_sequential_mlp, MLP)", points=3, judge=_judge_mlp,
+    1, "(make_sequential_mlp, MLP)", points=3, judge=_judge_mlp, observe=_observe_mlp,
     cases=lambda: [torch.rand(6, 1, 28, 28, generator=_gen(11))], needs_callable=False,
     hints=[
         "Both models compute flatten -> Linear(784, 128) -> ReLU -> Linear(128, 10) and return logits.",
@@ -277,14 +288,18 @@ def _whole_number(value) -> int | None:
     return int(value) if float(value).is_integer() else None
 
 
-def _judge_count(fn, model):
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    expected = sum(p.numel() for _, p in trainable)
+def _count(fn, model) -> int:
     answer = call_answer(fn, copy.deepcopy(model), name="count_parameters")
     got = _whole_number(answer)
     if got is None:
         raise Mismatch(f"count_parameters should return a whole number (an int), got {describe(answer)}: "
                        "p.numel() is an int, so sum(...) of them is one too.")
+    return got
+
+
+def _judge_count(fn, model, expected):
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    got = _count(fn, model)
     if got == expected:
         return
     mistakes = {
@@ -314,7 +329,7 @@ def _cases_count():
 
 
 ex2 = Exercise(
-    2, "count_parameters", points=2, judge=_judge_count, cases=_cases_count,
+    2, "count_parameters", points=2, judge=_judge_count, observe=_count, cases=_cases_count,
     hints=[
         "Every weight and bias is a tensor: count the values in each trainable one and add the counts up.",
         "model.parameters() yields every weight and bias tensor; p.numel() is the number of values in "
@@ -487,18 +502,25 @@ ex5 = Exercise(
 # --------------------------------------------------------------- 6: find the bugs
 
 
-def _judge_fixed(cls, images):
+def _run_fixed(cls, images):
+    """FixedNet with seeded weights, its two layers and its output on ``images``."""
     model = _build(cls, name="FixedNet")
     fc1 = _linear_attr(model, "fc1", (784, 28), name="FixedNet")
     fc2 = _linear_attr(model, "fc2", (28, 10), name="FixedNet")
     gen = _gen(61)
     _load(fc1, gen, name="fc1")
     _load(fc2, gen, name="fc2")
-    _expect_mlp_output(model, images, _mlp_ref(images, fc1, fc2), fc1, fc2, name="FixedNet()")
+    return (fc1, fc2), _forward(model, images, name="FixedNet()")
+
+
+def _judge_fixed(cls, images, expected):
+    (fc1, fc2), got = _run_fixed(cls, images)
+    _expect_mlp_output(got, images, expected, fc1, fc2, name="FixedNet()")
 
 
 ex6 = Exercise(
-    6, "FixedNet", points=3, judge=_judge_fixed, cases=lambda: [torch.rand(4, 1, 28, 28, generator=_gen(13))],
+    6, "FixedNet", points=3, judge=_judge_fixed, observe=lambda cls, images: _run_fixed(cls, images)[1],
+    cases=lambda: [torch.rand(4, 1, 28, 28, generator=_gen(13))],
     hints=[
         "There are three bugs: one in the first line of __init__, one in a layer's size, one in forward. "
         "Run BrokenNet()(images) and read each error.",

@@ -12,7 +12,6 @@ Introduced in lesson 06.
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
@@ -150,16 +149,6 @@ ex2 = Exercise(
 # --------------------------------------------------------------- 3: early stopping
 
 
-def _expected_stop(losses, patience):
-    best, best_epoch = math.inf, 0
-    for epoch, loss in enumerate(losses, 1):
-        if loss < best:
-            best, best_epoch = loss, epoch
-        elif epoch - best_epoch >= patience:
-            return epoch, best_epoch
-    return None, best_epoch
-
-
 def _run_stopper(cls, losses, patience):
     """Drive the learner's EarlyStopping like a training loop; weights are set to the epoch number."""
     stopper = call_answer(cls, patience, name="EarlyStopping")
@@ -190,11 +179,19 @@ def _kept_weights(stopper) -> list[float]:
     return kept
 
 
-def _judge_stopping(cls, case):
+def _observe_stopping(cls, case):
+    """When the stopper stops (None: never) and which epoch's weights restore() puts back."""
+    if not isinstance(cls, type):
+        raise Mismatch(f"EarlyStopping should be a class, got {describe(cls)}.")
+    stopped, restored, _, _ = _run_stopper(cls, *case)
+    return [stopped, restored]
+
+
+def _judge_stopping(cls, case, expected):
     losses, patience = case
     if not isinstance(cls, type):
         raise Mismatch(f"EarlyStopping should be a class, got {describe(cls)}.")
-    want_stop, want_best = _expected_stop(losses, patience)
+    want_stop, want_best = expected  # shipped: what the instructor's solution does on this case
     stopped, restored, last, kept = _run_stopper(cls, losses, patience)
     at = f"with patience {patience} and validation losses {losses}"
     if stopped != want_stop:
@@ -235,7 +232,7 @@ def _cases_stopping():
 
 
 ex3 = Exercise(
-    3, "EarlyStopping", points=3, judge=_judge_stopping, cases=_cases_stopping,
+    3, "EarlyStopping", points=3, judge=_judge_stopping, observe=_observe_stopping, cases=_cases_stopping,
     hints=[
         "Keep three things: the best loss so far, a copy of the weights at that moment, and how many "
         "epochs in a row have not beaten it. step() updates them and says whether that count reached "
@@ -278,12 +275,12 @@ def probe_classifier(seed: int = 60) -> nn.Sequential:
         return nn.Sequential(Probe(), nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 4))
 
 
-def _judge_predict(fn, case):
+def _run_predict(fn, case):
+    """The learner's predict on a shuffling loader over the case's examples, after checking the result's form:
+    (predictions, labels, the model's probe, the examples)."""
     model, n, batch_size = case
     g = _gen(61)
     images, labels = torch.randn(n, 6, generator=g), torch.randint(0, 4, (n,), generator=g)
-    with torch.no_grad():
-        truth_pred = copy.deepcopy(model).eval()(images).argmax(1)
     mine = copy.deepcopy(model).train()
     probe = mine[0]
     probe.clear()
@@ -302,6 +299,22 @@ def _judge_predict(fn, case):
                        f"{tuple(labs.shape)}: collect every batch and join them with torch.cat.")
     if preds.dtype != torch.int64:
         raise Mismatch(f"the predictions should be class indices (torch.int64, from argmax), got {preds.dtype}.")
+    return preds, labs, probe, images
+
+
+def _pairs(preds, labs, images) -> list:
+    """(example, label, prediction) for every example, in a fixed order: what a shuffled loader cannot change."""
+    return sorted([img.tolist(), int(lab), int(p)] for img, lab, p in zip(images, labs, preds, strict=True))
+
+
+def _observe_predict(fn, case):
+    preds, labs, _, images = _run_predict(fn, case)
+    return _pairs(preds, labs, images)
+
+
+def _judge_predict(fn, case, expected):
+    _, n, batch_size = case
+    preds, labs, probe, images = _run_predict(fn, case)
     if any(probe.modes):
         raise Mismatch("the model ran in train mode: call model.eval() first, or dropout changes the predictions.")
     if any(probe.grad_enabled):
@@ -309,11 +322,7 @@ def _judge_predict(fn, case):
     if len(probe.modes) > len(range(0, n, batch_size)):
         raise Mismatch("the model ran over the test set more than once: one pass gives both the predictions and "
                        "the labels.")
-    want = {tuple(img.tolist()): int(p) for img, p in zip(images, truth_pred, strict=True)}
-    lab_of = {tuple(img.tolist()): int(lab) for img, lab in zip(images, labels, strict=True)}
-    pairs = sorted(zip(labs.tolist(), preds.tolist(), strict=True))
-    expected = sorted((lab_of[k], want[k]) for k in want)
-    if pairs != expected:
+    if _pairs(preds, labs, images) != expected:  # shipped: the instructor's solution on this case
         raise Mismatch("the predictions and the labels do not line up: take both from the same batches in the same "
                        "pass (a shuffled loader gives a new order every time it is iterated).")
 
@@ -323,7 +332,7 @@ def _cases_predict():
 
 
 ex4 = Exercise(
-    4, "predict", points=2, judge=_judge_predict, cases=_cases_predict,
+    4, "predict", points=2, judge=_judge_predict, observe=_observe_predict, cases=_cases_predict,
     hints=[
         "Eval mode and no gradients, one pass over the loader: keep each batch's predicted classes and "
         "its labels, then join the lists.",
@@ -339,11 +348,8 @@ ex4 = Exercise(
 # --------------------------------------------------------------- 5: the confusion matrix
 
 
-def _judge_confusion(fn, case):
+def _run_confusion(fn, case):
     preds, labels, k = case
-    want = torch.zeros(k, k, dtype=torch.int64)
-    for t, p in zip(labels.tolist(), preds.tolist(), strict=True):
-        want[t, p] += 1
     got = call_answer(fn, preds, labels, k, name="confusion_matrix")
     if not isinstance(got, torch.Tensor):
         raise Mismatch(f"confusion_matrix should return a tensor, got {describe(got)}.")
@@ -352,6 +358,12 @@ def _judge_confusion(fn, case):
                        "use num_classes, not the largest label you happen to see.")
     if got.dtype != torch.int64:
         raise Mismatch(f"the matrix holds counts: dtype torch.int64, got {got.dtype}.")
+    return got
+
+
+def _judge_confusion(fn, case, want):
+    preds, labels, k = case
+    got = _run_confusion(fn, case)  # want: shipped, the instructor's solution on this case
     if torch.equal(got, want):
         return
     if torch.equal(got, want.T):
@@ -370,7 +382,7 @@ def _cases_confusion():
 
 
 ex5 = Exercise(
-    5, "confusion_matrix", points=2, judge=_judge_confusion, cases=_cases_confusion,
+    5, "confusion_matrix", points=2, judge=_judge_confusion, observe=_run_confusion, cases=_cases_confusion,
     hints=[
         "Start from torch.zeros(num_classes, num_classes, dtype=torch.int64) and add 1 at [true, "
         "predicted] for every example; or turn each pair into one number and count them.",

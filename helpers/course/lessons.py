@@ -28,6 +28,11 @@ class Lesson:
     root: Path
 
     @property
+    def number(self) -> str:
+        """``"02"`` for ``02_nn_module``."""
+        return self.name.split("_")[0]
+
+    @property
     def source_dir(self) -> Path:
         return self.root / SOURCE_DIR / self.name
 

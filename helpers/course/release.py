@@ -1,4 +1,5 @@
-"""Generate the student notebooks in notebooks/ from the instructor notebooks in solutions/.
+"""Generate the student notebooks in notebooks/ from the instructor notebooks in solutions/, and the instant
+checks' expected values in helpers/checks/expected/ from the solutions (see ``helpers.course.expected``).
 
 nbgrader's ``generate_assignment`` does the work (answer stubs, hidden tests and
 outputs removed, checksums for autograding); this module runs it in a throwaway
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 
+from helpers.course import expected
 from helpers.course.colab import refresh_source
 from helpers.course.lessons import RELEASE_DIR, SOURCE_DIR, Lesson, ReleaseError, find_lessons, read_source
 from helpers.course.nbgrader_run import run_nbgrader
@@ -107,6 +109,8 @@ def release(root: Path, names: list[str] | None = None) -> list[Path]:
     for lesson in lessons:
         read_source(lesson.source)  # a malformed notebook is reported before anything is written
         refresh_source(lesson)
+    for lesson in lessons:
+        expected.write(lesson)  # the instant checks' expected values, from the solutions
     return [generate(lesson, lesson.release_dir) for lesson in lessons]
 
 
@@ -117,6 +121,7 @@ def stale(root: Path, names: list[str] | None = None) -> list[str]:
         with tempfile.TemporaryDirectory(prefix="course-check-") as tmp:
             fresh = generate(lesson, Path(tmp) / lesson.name).parent
             problems += _compare(fresh, lesson.release_dir, lesson.root)
+        problems += expected.drift(lesson)
     return problems
 
 
