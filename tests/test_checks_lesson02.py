@@ -242,9 +242,9 @@ def test_ex4_skip_block():
 def test_ex4_hidden_cases():
     g = torch.Generator().manual_seed(0)
     hidden = [(1, torch.randn(3, 1, generator=g)), (16, torch.randn(2, 16, generator=g) * 3)]
-    L.ex4.grade(SkipBlock, cases=hidden)
+    L.ex4.grade(SkipBlock, cases=hidden, reference=SkipBlock)
     with pytest.raises(AssertionError, match=r"nn.Linear\(16, 16\)"):
-        L.ex4.grade(SkipHardCoded, cases=hidden[1:])
+        L.ex4.grade(SkipHardCoded, cases=hidden[1:], reference=SkipBlock)
 
 
 # ------------------------------------------------------------------ exercise 5

@@ -379,7 +379,8 @@ SHARED_LAYERS = ("linear1 and linear2 are one and the same layer (`self.linear1 
                  "two separate nn.Linear layers.")
 
 
-def _judge_skip(cls, case):
+def _run_skip(cls, case):
+    """SkipBlock(features) with seeded weights: its two layers, its output on x, and linear2's output (the branch)."""
     features, x = case
     model = _build(cls, features, name="SkipBlock")
     l1 = _linear_attr(model, "linear1", (features, features), name="SkipBlock")
@@ -389,12 +390,27 @@ def _judge_skip(cls, case):
     gen = _gen(41)
     _load(l1, gen, name="linear1")
     _load(l2, gen, name="linear2")
+    seen = []
+    hook = l2.register_forward_hook(lambda module, args, out: seen.append(out.detach()))
+    try:
+        got = _forward(model, x, name="SkipBlock()")
+    finally:
+        hook.remove()
+    return (l1, l2), got, seen[0] if seen else None
+
+
+def _observe_skip(cls, case):
+    """The branch, linear2's output inside the instructor's block: both right forms of the block follow from it."""
+    return _run_skip(cls, case)[2]
+
+
+def _judge_skip(cls, case, branch):
+    _, x = case
+    (l1, l2), got, _ = _run_skip(cls, case)
     lin1, lin2 = (lambda t: F.linear(t, l1.weight, l1.bias)), (lambda t: F.linear(t, l2.weight, l2.bias))
-    branch = lin2(F.relu(lin1(x)))
     # Both forms are right: relu on the branch, then the addition (as the prompt writes it), and the
-    # original ResNet block's relu(F(x) + x).
+    # original ResNet block's relu(F(x) + x). The branch is shipped (see helpers.checks.shipped).
     forms = (F.relu(branch) + x, F.relu(branch + x))
-    got = _forward(model, x, name="SkipBlock()")
     expected = next((f for f in forms if isinstance(got, torch.Tensor) and got.shape == f.shape
                      and values_close(got, f)), forms[0])
     expect_tensor_like(got, expected, name="SkipBlock()'s output", value_advice=_first_close(got, [
@@ -409,7 +425,7 @@ def _judge_skip(cls, case):
 
 
 ex4 = Exercise(
-    4, "SkipBlock", points=2, judge=_judge_skip,
+    4, "SkipBlock", points=2, judge=_judge_skip, observe=_observe_skip,
     cases=lambda: [(8, torch.randn(5, 8, generator=_gen(12)))],
     hints=[
         "Keep the input: compute the branch relu(linear2(relu(linear1(x)))) from x, then add x to it.",

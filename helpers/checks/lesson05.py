@@ -427,27 +427,41 @@ ex3 = Exercise(
 # --------------------------------------------------------------- 4: evaluate
 
 
-@torch.no_grad()
-def _reference_eval(model, loader):
-    model = copy.deepcopy(model).eval()
-    losses, accs = [], []
-    for x, y in loader:
-        logits = model(x)
-        losses.append((nn.functional.cross_entropy(logits, y).item(), len(y)))
-        accs.append(((logits.argmax(1) == y).float().mean().item(), len(y)))
-    return losses, accs
+class _Recorder(LossProbe):
+    """The loss function given to evaluate: it also keeps what it was given, batch by batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, outputs, labels):
+        self.calls.append((outputs.detach(), labels))
+        return super().forward(outputs, labels)
 
 
-def _judge_eval(fn, case):
+def _run_eval(fn, case):
+    """The learner's evaluate on a copy of the case's model (left in train mode, as training leaves it)."""
     model, loader = case
-    losses, accs = _reference_eval(model, loader)
-    mine = copy.deepcopy(model).train()  # as training leaves it: evaluate must switch to eval mode
-    probe, loss_fn = mine[0], LossProbe()
+    mine = copy.deepcopy(model).train()  # evaluate must switch to eval mode
+    probe, loss_fn = mine[0], _Recorder()
     probe.clear()
     got = call_answer(fn, mine, loader, loss_fn, torch.device("cpu"), name="evaluate")
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         raise Mismatch(f"evaluate should return two numbers (mean loss, accuracy), got {describe(got)}.")
-    loss, acc = _number(got[0], "the loss"), _number(got[1], "the accuracy")
+    return mine, probe, loss_fn, _number(got[0], "the loss"), _number(got[1], "the accuracy")
+
+
+def _observe_eval(fn, case):
+    """What the instructor's evaluate returns, and each batch's loss, accuracy and size as it saw them (for
+    naming the usual ways of averaging wrongly)."""
+    _, _, loss_fn, loss, acc = _run_eval(fn, case)
+    batches = [[nn.functional.cross_entropy(out, y).item(), (out.argmax(1) == y).float().mean().item(), len(y)]
+               for out, y in loss_fn.calls]
+    return {"result": [loss, acc], "batches": batches}
+
+
+def _judge_eval(fn, case, expected):
+    mine, probe, loss_fn, loss, acc = _run_eval(fn, case)
     _moved_to_device(probe, loss_fn, "evaluate")
     if any(probe.modes):
         raise Mismatch("the model ran in train mode: call model.eval() first; in train mode dropout switches "
@@ -457,7 +471,10 @@ def _judge_eval(fn, case):
                        "and time, and nothing here needs a gradient).")
     if any(p.grad is not None for p in mine.parameters()):
         raise Mismatch("evaluation must not call backward(): it only measures.")
-    want_loss, want_acc = _weighted(losses), _weighted(accs)
+    # shipped: the instructor's evaluate on this case (see helpers.checks.shipped)
+    want_loss, want_acc = expected["result"]
+    losses = [(v, n) for v, _, n in expected["batches"]]
+    accs = [(a, n) for _, a, n in expected["batches"]]
     if abs(loss - want_acc) < 1e-5 and abs(acc - want_loss) < 1e-4:
         raise Mismatch("loss and accuracy are swapped: return (mean loss, accuracy).")
     if abs(loss - want_loss) > 1e-4 * max(1.0, want_loss):
@@ -479,7 +496,7 @@ def _cases_eval():
 
 
 ex4 = Exercise(
-    4, "evaluate", points=2, judge=_judge_eval, cases=_cases_eval,
+    4, "evaluate", points=2, judge=_judge_eval, observe=_observe_eval, cases=_cases_eval,
     hints=[
         "Two switches first: model.eval() (dropout and batch norm in evaluation mode) and torch.no_grad()"
         " (no graph). Then add up the loss × batch size and the number of correct predictions.",

@@ -101,10 +101,13 @@ ex1 = Exercise(
 # --------------------------------------------------------------- 2: the best epoch
 
 
-def _judge_best(fn, history):
+def _run_best(fn, history) -> int:
+    return whole_number(call_answer(fn, copy.deepcopy(history), name="best_epoch"), "best_epoch(history)")
+
+
+def _judge_best(fn, history, want):
     val = history["val_loss"]
-    want = min(range(len(val)), key=lambda i: (val[i], i)) + 1
-    got = whole_number(call_answer(fn, copy.deepcopy(history), name="best_epoch"), "best_epoch(history)")
+    got = _run_best(fn, history)  # want: shipped, the instructor's answer on this history
     if got == want:
         return
 
@@ -135,7 +138,7 @@ def _cases_best():
 
 
 ex2 = Exercise(
-    2, "best_epoch", points=1, judge=_judge_best, cases=_cases_best,
+    2, "best_epoch", points=1, judge=_judge_best, observe=_run_best, cases=_cases_best,
     hints=[
         "Look only at the validation losses: the best epoch is where they are lowest. Epochs count from "
         "1, list positions from 0.",
