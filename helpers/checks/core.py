@@ -381,8 +381,7 @@ class Exercise:
         """The cases the instant check judges (the release ships their expected values)."""
         return list(self._cases())
 
-    def check(self, answer: Callable) -> Result:
-        """The learner's instant check on the visible cases; the result displays itself."""
+    def _visible(self, answer: Callable) -> Result:
         cases = self.visible_cases()
         expected = None
         if self.observe is not None:
@@ -390,6 +389,10 @@ class Exercise:
 
             expected = shipped.expected(self.lesson, self.number, len(cases))
         return self._run(answer, cases, expected)
+
+    def check(self, answer: Callable) -> Result:
+        """The learner's instant check on the visible cases; the result displays itself."""
+        return self._visible(answer)
 
     def grade(self, answer: Callable, cases: Iterable[Any] | None = None, *, reference: Any = None) -> None:
         """For graded test cells: silent when correct, ``AssertionError`` otherwise.
@@ -401,7 +404,7 @@ class Exercise:
                 the hidden test, whose results on those cases are the expected values.
         """
         if cases is None:
-            result = self.check(answer)
+            result = self._visible(answer)  # not check(), which an exercise may extend (lesson 04's build_cnn)
         else:
             cases = list(cases)
             expected = None
