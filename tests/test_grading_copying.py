@@ -46,6 +46,8 @@ def test_the_reference_and_the_released_notebook_copy_nothing(num):
      "helpers.training.fit"),
     ("05", 4, "from helpers import training as t\nevaluate = t.fit", "helpers.training.fit"),
     ("06", 4, "import helpers.training\npredict = helpers.training.fit", "helpers.training.fit"),
+    ("06", 2, "def best_epoch(history):\n    return widgets.training.early_stop_epochs(history['val_loss'], 10**9)[1]",
+     "helpers.widgets.training.early_stop_epochs"),
     ("06", 5, "from helpers.checks.lesson06 import _judge_best as confusion_matrix",
      "helpers.checks.lesson06._judge_best"),
     ("04", 4, "def conv_params(cin, cout, k):\n    return checks.block_params(cin, cout) - 2 * cout",

@@ -24,10 +24,11 @@ TOOLS = ("helpers.config", "helpers.data", "helpers.plots", "helpers.widgets", "
          "helpers.training.set_seed", "helpers.training.TensorLoader", "helpers.training.History")
 # What answers an exercise of a lesson although the lesson's own cells use it (after the exercise,
 # or in another lesson before the exercise asks for it).
-# lesson 04's trainer, helpers.training.fit, holds a training step and a validation pass.
+# lesson 04's trainer, helpers.training.fit, holds a training step and a validation pass; the patience
+# widget's early_stop_epochs finds lesson 06's best epoch and stopping epoch.
 ANSWERS = {
     "05": ("helpers.training.fit",),
-    "06": ("helpers.training.fit",),
+    "06": ("helpers.training.fit", "helpers.widgets.training.early_stop_epochs"),
 }
 
 
