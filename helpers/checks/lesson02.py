@@ -3,7 +3,7 @@
 Model judges build the learner's class, copy seeded weights into it (through the
 attribute names the prompt fixes, or found by shape), and compare its output with the
 output of the instructor's solution with the same weights, which ``make release`` ships
-for the visible cases (ex1, ex2 and ex6 have an ``observe``: see ``helpers.checks.shipped``).
+for the visible cases (ex1, ex2, ex4 and ex6 have an ``observe``: see ``helpers.checks.shipped``).
 Graded cells add hidden cases built in the notebook, ``exN.grade(answer, cases=[case, ...],
 reference=...)``, with the reference answer in the hidden test; one case is:
 

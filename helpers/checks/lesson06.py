@@ -154,6 +154,8 @@ ex2 = Exercise(
 
 def _run_stopper(cls, losses, patience):
     """Drive the learner's EarlyStopping like a training loop; weights are set to the epoch number."""
+    if not isinstance(cls, type):
+        raise Mismatch(f"EarlyStopping should be a class, got {describe(cls)}.")
     stopper = call_answer(cls, patience, name="EarlyStopping")
     model = nn.Linear(2, 1)
     stopped = None
@@ -184,16 +186,12 @@ def _kept_weights(stopper) -> list[float]:
 
 def _observe_stopping(cls, case):
     """When the stopper stops (None: never) and which epoch's weights restore() puts back."""
-    if not isinstance(cls, type):
-        raise Mismatch(f"EarlyStopping should be a class, got {describe(cls)}.")
     stopped, restored, _, _ = _run_stopper(cls, *case)
     return [stopped, restored]
 
 
 def _judge_stopping(cls, case, expected):
     losses, patience = case
-    if not isinstance(cls, type):
-        raise Mismatch(f"EarlyStopping should be a class, got {describe(cls)}.")
     want_stop, want_best = expected  # shipped: what the instructor's solution does on this case
     stopped, restored, last, kept = _run_stopper(cls, losses, patience)
     at = f"with patience {patience} and validation losses {losses}"
