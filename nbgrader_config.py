@@ -19,8 +19,8 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
 
-# nbclient can miss a kernel's reply and wait out the whole time limit (about once in 40
-# notebooks here); the course's helpers make it look at the socket every second instead.
+# nbclient can miss a kernel's reply and wait out the whole time limit (in cells with an Output
+# widget); the course's helpers make it look at the socket every second instead.
 try:
     from helpers.course.polling import patch_nbclient
 except ImportError:  # the helpers package is not installed where nbgrader runs: plain nbclient

@@ -66,3 +66,24 @@ def test_a_reply_arriving_during_the_wait_is_read_at_the_next_look():
     started = time.monotonic()
     assert asyncio.run(scenario()) == {"msg": "late"}
     assert 0.3 <= time.monotonic() - started < polling.SLICE + 1
+
+
+def test_nbgraders_executor_gets_the_sliced_channels():
+    """nbconvert's ExecutePreprocessor (what nbgrader's Execute runs) starts its kernel client through
+    nbclient's synchronous ``start_new_kernel_client``: the patch must reach that path too."""
+    import nbformat
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    polling.patch_nbclient()
+    seen = []
+
+    class Recording(ExecutePreprocessor):
+        def preprocess_cell(self, cell, resources, index):
+            seen.extend(getattr(getattr(self.kc, name).get_msg, "_sliced", False)
+                        for name in ("shell_channel", "iopub_channel", "control_channel"))
+            return super().preprocess_cell(cell, resources, index)
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    Recording(timeout=60, kernel_name="python3").preprocess(nb, {})
+    assert seen == [True, True, True]
+    assert nb.cells[0].outputs[0]["data"]["text/plain"] == "2"

@@ -1,10 +1,13 @@
 """Kernel-client polling that cannot miss a reply that has already arrived.
 
-Seen here, about once in 40 notebooks (always in a cell that opens widgets, whatever the
-ipykernel version): the kernel had answered and gone idle, yet the client's asyncio poll on
-its socket never woke, and nbclient waited for the cell's whole time limit before the
-interrupt it sent on timeout let it read the reply that had been there all along. The
-wrapper here asks the socket directly (a zero-timeout poll) at least once a second, so a
+Seen here in cells that display an Output widget, whatever the ipykernel version: the kernel
+had answered and gone idle, yet the client's asyncio poll on the shell socket never woke, and
+nbclient waited for the cell's whole time limit before its poll's final look read the reply
+that had been there all along. In those cells nbclient itself sends on the shell socket (it
+syncs the Output widget's state back to the kernel) while it is polling that socket for the
+execute reply; a reply that arrives then can go unannounced. Traced in lesson 02: 120 s lost
+after the cell that builds DropoutExplorer whenever nbgrader autograded three notebooks.
+The wrapper here asks the socket directly (a zero-timeout poll) at least once a second, so a
 reply missed by the event loop is read within a second instead.
 """
 
@@ -47,9 +50,17 @@ def slice_polls(kc) -> None:
 def patch_nbclient() -> None:
     """Every nbclient ``NotebookClient`` (nbgrader's Execute and Validate included) polls in slices.
 
+    Both entry points are patched: the coroutine, and the synchronous ``start_new_kernel_client``
+    that nbconvert's ExecutePreprocessor (so nbgrader) calls. nbclient builds the latter once, at
+    class creation, from the original coroutine, so patching the coroutine alone never reached
+    nbgrader: there the missed reply cost a whole cell limit (lesson 02's autograde of three
+    notebooks waited 120 s after the cell that builds DropoutExplorer, whose Output widget makes
+    nbclient send on the shell socket while it polls it).
+
     Called from nbgrader_config.py and by :mod:`helpers.course.execute`; calling it twice is harmless.
     """
     from nbclient import NotebookClient
+    from nbclient.util import run_sync
 
     original = NotebookClient.async_start_new_kernel_client
     if getattr(original, "_sliced", False):
@@ -62,3 +73,4 @@ def patch_nbclient() -> None:
 
     start_new_kernel_client._sliced = True
     NotebookClient.async_start_new_kernel_client = start_new_kernel_client
+    NotebookClient.start_new_kernel_client = run_sync(start_new_kernel_client)
