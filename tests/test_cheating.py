@@ -1,7 +1,7 @@
 """Cheating the way students do (issue 13, part 3): no graded exercise gives points for an answer built
 only from what a learner receives.
 
-For every graded test cell of lessons 01 to 06 (hidden tests included), this submits:
+For every graded test cell of every lesson (hidden tests included), this submits:
 
 - every public callable of the learner's package (``helpers`` without ``helpers.course`` and
   ``helpers.grading``, as the student bundle ships it), bound to the exercise's answer names;
@@ -13,12 +13,16 @@ For every graded test cell of lessons 01 to 06 (hidden tests included), this sub
 A submission earns the exercise's points when the graded cell passes without writing to stderr, as
 nbgrader scores it, and the grader's copying detector (``helpers.grading.copying``) does not zero it,
 imported directly or wrapped in a function of the student's own. The test fails, naming the exercise
-and the submission, when anything earns points. Lesson 07 is left out: each of its graded cells
-starts worker processes, which makes hundreds of submissions too slow for the test suite.
+and the submission, when anything earns points. Lesson 07's graded cells start worker processes
+(its warm pool, and torchrun for Exercise 5); only the submissions that define the answer's names
+and fit its signature get that far, so the lesson takes about 35 s here.
 
 The graded cells run in-process, in a scope with the lesson's own imports (``run`` below), the way
-``tests/hidden_tools.py`` runs them; the reference solution must earn its points there first, so a
-harness that cannot run an exercise fails instead of passing it.
+``tests/hidden_tools.py`` runs them, with the reference answers of the other exercises that the cell
+uses (as a learner who solved those has them); the reference solution must earn its points there
+first, so a harness that cannot run an exercise fails instead of passing it. Answers are compiled
+under file names that ``inspect.getsource`` can read, as IPython registers cells, because lesson 07
+sends functions to its workers by their source.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import contextlib
 import importlib
 import inspect
 import io
+import linecache
 import re
 import signal
 from dataclasses import dataclass, field
@@ -42,7 +47,7 @@ from tests.conftest import ROOT
 
 matplotlib.use("Agg")
 pytestmark = pytest.mark.slow
-LESSONS = [lesson.name for lesson in find_lessons(ROOT) if not lesson.name.startswith("07")]
+LESSONS = [lesson.name for lesson in find_lessons(ROOT)]
 PRIVATE = ("helpers.course", "helpers.grading", "helpers.__main__")
 SECONDS = 20  # per submission: longer is a hang, and earns nothing
 # The package's functions that earn nothing only because the grader's copying detector zeroes them.
@@ -80,6 +85,7 @@ class Exercise:
     value: bool  # the answer is a value (a dict, a number), not a function or class
     printed: list[object] = field(default_factory=list)  # literals printed before the exercise
     hints: list[str] = field(default_factory=list)
+    context: str = ""  # other exercises' reference answers that the graded cell uses (lesson 07's Exercise 5)
 
 
 def _imports(nb) -> str:
@@ -136,9 +142,13 @@ def exercises(lesson_name: str) -> list[Exercise]:
             continue
         k = re.match(r"ex(\d+)_", meta["grade_id"]).group(1)
         ex = getattr(checks, f"ex{k}")
+        used = set(re.findall(r"\b\w+\b", cell.source))
+        context = "\n".join(src for other, srcs in answers.items() if other != k
+                            and names[f"ex{other}"] & used for src in srcs)
         out.append(Exercise(lesson_name, k, meta["grade_id"], cell.source, names[f"ex{k}"], answers[k], checks,
                             value=not ex._needs_callable, printed=printed[k],
-                            hints=[ex.hint(level).text for level in range(1, len(ex._hints) + 1)]))
+                            hints=[ex.hint(level).text for level in range(1, len(ex._hints) + 1)],
+                            context=context))
     return out
 
 
@@ -150,6 +160,14 @@ def _alarm(signum, frame):
     raise _Timeout
 
 
+def _compiled(source: str):
+    """``source`` compiled under a file name that ``inspect.getsource`` can read back, as IPython registers
+    each cell: lesson 07 sends the answer's functions to its worker processes by their source."""
+    name = f"<answer-{len(linecache.cache)}-{hash(source) & 0xFFFFFFFF:x}>"
+    linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)
+    return compile(source, name, "exec")
+
+
 def run(ex: Exercise, define: str | None = None, bind: dict | None = None, imports: str = "") -> bool:
     """True when the graded cell passes quietly with the answer defined by ``define`` (source) or ``bind``."""
     scope = {"__name__": "__main__", "checks": ex.checks}
@@ -159,8 +177,10 @@ def run(ex: Exercise, define: str | None = None, bind: dict | None = None, impor
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             exec(compile(imports, "<imports>", "exec"), scope)
+            if ex.context:  # a learner who solved the exercises this one builds on
+                exec(_compiled(ex.context), scope)
             if define is not None:
-                exec(compile(define, "<answer>", "exec"), scope)
+                exec(_compiled(define), scope)
             scope.update(bind or {})
             exec(compile(ex.test, f"<{ex.grade_id}>", "exec"), scope)
     except BaseException as error:  # noqa: B036  (whatever a submission raises, even SystemExit, earns nothing)
@@ -278,3 +298,19 @@ def test_an_answer_put_back_into_the_package_is_found(candidates, monkeypatch):
     planted = [*candidates, ("helpers.plots", "conv_output_size", scope["conv_output_size"])]
     earned, _ = earned_by_package(ex, planted, imports)
     assert earned == ["helpers.plots.conv_output_size"]
+
+
+def test_an_answer_planted_for_the_worker_processes_is_found(monkeypatch):
+    """The same for lesson 07, whose graded cells send the answer to worker processes: the reference
+    average_gradients, planted in a tool module, earns Exercise 1's points there and is named."""
+    import helpers.plots
+
+    ex = next(e for e in exercises("07_distributed") if e.number == "1")
+    imports = _imports(read_source(find_lessons(ROOT, ["07_distributed"])[0].source))
+    scope = {"__name__": "helpers.plots"}
+    exec(compile(imports, "<imports>", "exec"), scope)
+    exec(_compiled("\n".join(ex.reference)), scope)
+    monkeypatch.setattr(helpers.plots, "average_gradients", scope["average_gradients"], raising=False)
+    planted = [("helpers.plots", "average_gradients", scope["average_gradients"])]  # the others: the test above
+    earned, _ = earned_by_package(ex, planted, imports)
+    assert earned == ["helpers.plots.average_gradients"]
