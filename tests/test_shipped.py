@@ -82,9 +82,15 @@ def test_drift_is_found_and_float_noise_is_not(tmp_path):
     path = expected.write(lesson)
     assert path == course / "helpers" / "checks" / "expected" / "lesson02.json" and expected.drift(lesson) == []
     data = json.loads(path.read_text())
-    data["exercises"]["1"][0]["values"][0] *= 1 + 1e-9  # another CPU's rounding
+    values = data["exercises"]["1"][0]["values"]
+    values[0] *= 1 + 4e-5  # another CPU's rounding, as seen on two machines: relative 4e-5 ...
+    values[1] += 2e-6  # ... and 1.7e-6 apart on a value near zero
     path.write_text(json.dumps(data))
     assert expected.drift(lesson) == []
+    values[0] += 1e-3  # a changed solution's output
+    path.write_text(json.dumps(data))
+    assert expected.drift(lesson) == ["helpers/checks/expected/lesson02.json is stale: run `make release LESSONS=02`"]
+    values[0] -= 1e-3
     data["exercises"]["2"][0] += 1  # a changed solution
     path.write_text(json.dumps(data))
     assert expected.drift(lesson) == ["helpers/checks/expected/lesson02.json is stale: run `make release LESSONS=02`"]

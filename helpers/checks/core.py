@@ -118,6 +118,9 @@ class Solution:
                 f'<pre style="margin:4px 0 0;background:none">{html.escape(self.code)}</pre></div>')
 
 
+# How close a float must be to the expected value: the judges' default, and the drift check's
+# (``make test`` calls shipped values stale only where a judge would tell the difference).
+RTOL, ATOL = 1e-4, 1e-5
 SOLUTIONS_FILE = "solutions.json"  # written next to the student notebook by a practice release only
 NO_SOLUTIONS = ("{title}: this is a graded release, so it has no solutions. Use hint(1), hint(2) and "
                 "hint(3), and ask your instructor. (Solutions come only with practice releases: "
@@ -243,8 +246,8 @@ def expect_dtype(got: torch.Tensor, dtype: torch.dtype, *, name: str = "your res
     raise Mismatch(msg + (f": {advice}" if advice else "."))
 
 
-def values_close(got: torch.Tensor, expected: torch.Tensor, *, rtol: float = 1e-4,
-                 atol: float = 1e-5) -> bool:
+def values_close(got: torch.Tensor, expected: torch.Tensor, *, rtol: float = RTOL,
+                 atol: float = ATOL) -> bool:
     """True when the values agree within tolerance (shapes must already match)."""
     got = got.detach().to("cpu", torch.float64)
     expected = expected.detach().to("cpu", torch.float64)
@@ -252,7 +255,7 @@ def values_close(got: torch.Tensor, expected: torch.Tensor, *, rtol: float = 1e-
 
 
 def expect_close(got: torch.Tensor, expected: torch.Tensor, *, name: str = "your result",
-                 rtol: float = 1e-4, atol: float = 1e-5, advice: str | None = None) -> None:
+                 rtol: float = RTOL, atol: float = ATOL, advice: str | None = None) -> None:
     """Fail unless the values match; report how many differ, never the expected values."""
     if values_close(got, expected, rtol=rtol, atol=atol):
         return
@@ -266,7 +269,7 @@ def expect_close(got: torch.Tensor, expected: torch.Tensor, *, name: str = "your
 def expect_tensor_like(got: Any, expected: torch.Tensor, *, name: str = "your result",
                        shape_advice: Callable[[tuple, tuple], str | None] | None = None,
                        dtype_advice: str | None = None, value_advice: str | None = None,
-                       rtol: float = 1e-4, atol: float = 1e-5) -> torch.Tensor:
+                       rtol: float = RTOL, atol: float = ATOL) -> torch.Tensor:
     """Type, then shape, then dtype, then values: the order every check reports in."""
     got = expect_tensor(got, name=name)
     expect_shape(got, expected.shape, name=name, advice=shape_advice)
