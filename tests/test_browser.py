@@ -380,6 +380,7 @@ def test_jupyterlab_runs_lesson01_with_widgets_validate_and_rise(tmp_path):
         label = explorer.locator(".widget-html-content").first
         label.wait_for(timeout=60_000)
         assert "lr = 0.300" in label.inner_text() and "converges" in label.inner_text()
+        chart = _chart(explorer)
         readout = explorer.locator(".widget-readout").first  # the slider's editable value
         readout.click()
         page.keyboard.press("Control+A")
@@ -388,6 +389,7 @@ def test_jupyterlab_runs_lesson01_with_widgets_validate_and_rise(tmp_path):
         page.wait_for_function("el => el.textContent.includes('lr = 1.200')", arg=label.element_handle(),
                                timeout=30_000)
         assert "diverges" in label.inner_text()
+        _wait_for_redraw(page, explorer, chart)
         page.screenshot(path=artifact("lab-3-slider-moved.png"))
 
         validate = page.locator(".jp-NotebookPanel-toolbar .validate-button").first
@@ -431,6 +433,24 @@ def _assert_clean_console(traffic: Traffic, name: str) -> None:
     assert not outside, f"the lab reached outside the machine: {outside}"
 
 
+CHART = ".widget-output img"  # a widget's chart: the picture in its Output
+
+
+def _chart(cell) -> str:
+    """The source of the widget's chart, which must be there."""
+    chart = cell.locator(CHART).first
+    chart.wait_for(timeout=60_000)
+    return chart.get_attribute("src") or ""
+
+
+def _wait_for_redraw(page, cell, before: str) -> None:
+    """Wait until the widget's chart is a new picture: the slider moved the chart too, and the screenshot
+    that follows shows the new value in the chart as well as in the text."""
+    page.wait_for_function("([root, css, old]) => { const img = root.querySelector(css); "
+                           "return img !== null && img.getAttribute('src') !== old; }",
+                           arg=[cell.element_handle(), CHART, before], timeout=30_000)
+
+
 def _slider_in_rise(page, cell_text: str, value: str, then: str, shot: str) -> None:
     """Start RISE at the selected cell, run that cell in the slideshow, type ``value`` into its first
     slider's readout, and see the widget's text say ``then``."""
@@ -443,7 +463,7 @@ def _slider_in_rise(page, cell_text: str, value: str, then: str, shot: str) -> N
     page.keyboard.press("Control+Enter")
     cell.locator(".widget-slider").first.wait_for(timeout=60_000)  # a live slider, not the widget's repr
     label = cell.locator(".widget-html-content").first
-    before = label.inner_text()
+    before, chart = label.inner_text(), _chart(cell)
     cell.locator(".widget-readout").first.click()
     page.keyboard.press("Control+A")
     page.keyboard.type(value)
@@ -451,6 +471,7 @@ def _slider_in_rise(page, cell_text: str, value: str, then: str, shot: str) -> N
     page.wait_for_function("([el, want]) => el.textContent.includes(want)", arg=[label.element_handle(), then],
                            timeout=30_000)
     assert label.inner_text() != before
+    _wait_for_redraw(page, cell, chart)
     page.screenshot(path=artifact(f"{shot}.png"))
 
 
