@@ -187,6 +187,18 @@ def test_grade_sheet_columns_and_late_flag(tmp_path):
     assert table[1]["review"] == "uses ctypes"
 
 
+def test_each_lessons_sheet_stays_when_the_next_is_graded_into_the_same_out(tmp_path):
+    rows, cells, due, _ = _rows()
+    report.write_sheets(tmp_path, rows, LESSON, cells, due)
+    report.write_sheets(tmp_path, rows[:1], "02_nn_module", cells, None)
+    first = list(csv.DictReader(open(tmp_path / f"grades-{LESSON}.csv", encoding="utf-8")))
+    assert [(r["student"], r["lesson"], r["late"]) for r in first] == [(s, LESSON, late) for s, late in
+                                                                       (("ann", "no"), ("ben", "yes"), ("cy", "no"))]
+    last = (tmp_path / "grades.csv").read_text(encoding="utf-8")
+    assert last == (tmp_path / "grades-02_nn_module.csv").read_text(encoding="utf-8")
+    assert [r["lesson"] for r in csv.DictReader(open(tmp_path / "grades.csv", encoding="utf-8"))] == ["02_nn_module"]
+
+
 def test_feedback_shows_results_and_messages_never_hidden_tests(tmp_path):
     rows, cells, _, hidden = _rows()
     report.write_feedback(tmp_path, rows, LESSON, cells)

@@ -7,7 +7,8 @@
 
 SUBMISSIONS is nbgrader's submitted/ folder (or the course folder holding it), a flat folder
 of <student>.ipynb files, or a zip exported by a learning-management system (Canvas-style
-names such as doe_jane_12345_6789_01_tensors_autograd.ipynb). Writes OUT/grades.csv,
+names such as doe_jane_12345_6789_01_tensors_autograd.ipynb). Writes OUT/grades.csv (also as
+OUT/grades-<lesson>.csv, which stays when another lesson is graded into OUT),
 OUT/feedback/<student>/<lesson>.html and prints a summary. Run again after an interruption:
 finished notebooks are kept in OUT/.cache and not graded twice. With --scheduler,
 --scheduler-file or --slurm the notebooks are graded on a Dask cluster's workers instead of
@@ -135,12 +136,12 @@ def grade_command(args) -> int:
                   "again to grade the rest.", file=sys.stderr)
             return 130
     rows = report.build_rows(subs, results, problems, cells, args.due)
-    report.write_csv(out / "grades.csv", rows, lesson.name, cells, args.due)
+    sheets = report.write_sheets(out, rows, lesson.name, cells, args.due)
     count = report.write_feedback(out / "feedback", rows, lesson.name, cells)
     print(report.summary(rows, problems, lesson.name, cells))
     if roster:
         canvas.export(out / "canvas.csv", roster, sum(c.points for c in cells), rows, subs)
-    print(f"Wrote {out / 'grades.csv'} and {count} feedback pages in {out / 'feedback'} "
+    print(f"Wrote {' and '.join(map(str, sheets))}, and {count} feedback pages in {out / 'feedback'} "
           f"({runner.elapsed(started)}).")
     return 0
 

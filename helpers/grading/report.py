@@ -94,6 +94,16 @@ def write_csv(path: Path, rows: list[Row], lesson: str, cells: list[GradedCell],
             out.writerow(line)
 
 
+def write_sheets(out: Path, rows: list[Row], lesson: str, cells: list[GradedCell], due: datetime | None
+                 ) -> list[Path]:
+    """``OUT/grades.csv`` (the lesson just graded) and ``OUT/grades-<lesson>.csv``, which stays when the
+    next lesson is graded into the same ``OUT``: no lesson's sheet is lost."""
+    paths = [out / "grades.csv", out / f"grades-{lesson}.csv"]
+    for path in paths:
+        write_csv(path, rows, lesson, cells, due)
+    return paths
+
+
 def status(score: float, cell: GradedCell, message: str) -> str:
     if score >= cell.points:
         return "correct"
