@@ -80,6 +80,12 @@ def only_on_rank_zero(model):
             p.grad /= 2
 
 
+def divided_by_two(model):  # written for the lesson's two processes
+    for p in model.parameters():
+        dist.all_reduce(p.grad)
+        p.grad /= 2
+
+
 def stub(model):
     raise NotImplementedError()
 
@@ -95,6 +101,7 @@ def test_allreduce_right_answers_pass():
     (nothing, ["unchanged"]),
     (average_and_step, ["weights changed"]),
     (only_on_rank_zero, ["inside `if rank == 0`"]),
+    (divided_by_two, ["on 3 processes", "divided by 2", "dist.get_world_size()"]),
 ])
 def test_allreduce_wrong_answers_are_named(answer, words):
     _fails(checks.ex1, answer, *words)
@@ -230,6 +237,14 @@ def step_no_step(model, images, labels, lr):
     F.cross_entropy(ddp(images.chunk(world)[rank]), labels.chunk(world)[rank]).backward()
 
 
+def step_split_in_two(model, images, labels, lr):  # written for the lesson's two processes
+    ddp = DDP(model)
+    opt = torch.optim.SGD(ddp.parameters(), lr=lr)
+    rank = dist.get_rank()
+    F.cross_entropy(ddp(images.chunk(2)[rank]), labels.chunk(2)[rank]).backward()
+    opt.step()
+
+
 def test_ddp_step_right_answers_pass():
     _passes(checks.ex3, ddp_step)
     _passes(checks.ex3, ddp_step_strided)
@@ -241,6 +256,7 @@ def test_ddp_step_right_answers_pass():
     (step_sum_loss, ["4 times too large"]),
     (step_same_shard, ["disjoint"]),
     (step_no_step, ["did not change"]),
+    (step_split_in_two, ["on 3 processes", "on rank 2", "IndexError", "dist.get_world_size()"]),
 ])
 def test_ddp_step_wrong_answers_are_named(answer, words):
     _fails(checks.ex3, answer, *words)

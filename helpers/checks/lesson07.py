@@ -1,7 +1,9 @@
 """Instant checks for lesson 07, distributed training with DDP.
 
 The answers run where they belong, on two processes (a :class:`helpers.distributed.Pool` of
-``gloo`` workers on the CPU). Nothing here holds an answer: the judges compare what the
+``gloo`` workers on the CPU); Exercises 1 and 3 have a visible case on three processes as well (a
+case's optional last item), so that code written for two (``p.grad /= 2``, ``chunk(2)``) is caught.
+Nothing here holds an answer: the judges compare what the
 learner's code does with what PyTorch itself gives (``DistributedDataParallel``'s own
 gradients, a plain single-process SGD step on the whole batch), or check properties
 (shards disjoint and covering, a file complete when every rank returns, a resumed run equal
@@ -87,6 +89,9 @@ def _run(answers: Sequence, entry: str, args=(), *, kwargs=None, timeout: float 
     if not bad:
         return [r.value for r in results]
     stuck = ("connection", "timeout", "timed out", "closed")  # gloo's words for a peer that is gone or late
+    own = [r for r in bad if r.status == "error" and not any(w in r.error.lower() for w in stuck)]
+    if own:  # a rank's own error comes first: the others then only waited for it
+        raise Mismatch(f"on rank {own[0].rank}, your code raised {own[0].error}".rstrip(".") + ".")
     if any(r.status in ("hung", "died") or any(w in r.error.lower() for w in stuck) for r in bad):
         died = [r.rank for r in results if r.status == "died"]
         if died:
@@ -119,9 +124,31 @@ def _same(a: list, b: list, rtol=1e-5, atol=1e-6) -> bool:
                for x, y in zip(a, b, strict=True))
 
 
+def _world(case: tuple, size: int) -> int:
+    """A case's number of processes: its extra last item, else ``WORLD`` (2). The visible cases include
+    one on 3 processes, so that code written for two (``p.grad /= 2``, ``chunk(2)``) is caught."""
+    return int(case[size]) if len(case) > size else WORLD
+
+
+def _on(world: int, judge):
+    """Run ``judge``; on a case with other than 2 processes, say so in its message."""
+    try:
+        judge()
+    except Mismatch as err:
+        if world == WORLD:
+            raise
+        advice = (" Code written for two processes (chunk(2), a division by 2) breaks here: ask "
+                  "dist.get_world_size() and dist.get_rank().") if "IndexError" in str(err) else ""
+        raise Mismatch(f"on {world} processes, {err}{advice}") from None
+
+
 def _judge_allreduce(fn, case):
-    seed, n = case
-    out = _run([_source_of(fn, "average_gradients")], "_worker_allreduce", (seed, n))
+    world = _world(case, 2)
+    _on(world, lambda: _judge_allreduce_on(fn, case[0], case[1], world))
+
+
+def _judge_allreduce_on(fn, seed, n, world):
+    out = _run([_source_of(fn, "average_gradients")], "_worker_allreduce", (seed, n), nproc=world)
     if any(o["weights_changed"] for o in out):
         raise Mismatch("the weights changed: average each parameter's .grad, not the parameter itself "
                        "(the optimizer's step() comes later).")
@@ -138,6 +165,9 @@ def _judge_allreduce(fn, case):
     if all(_same(o["mine"], total) for o in out):
         raise Mismatch(f"every rank has the sum of the {len(out)} gradients: DDP averages, so divide by the "
                        "world size.")
+    if len(out) != WORLD and all(_same(o["mine"], [g / WORLD for g in total]) for o in out):
+        raise Mismatch(f"the sum was divided by {WORLD}, not by the number of processes: divide by "
+                       "dist.get_world_size(), so that the same code runs on any number of processes.")
     if all(_same(o["mine"], out[0]["local"]) for o in out):
         raise Mismatch("every rank has rank 0's gradient: broadcast copies one rank's tensor, but every rank's "
                        "gradient must count.")
@@ -149,7 +179,7 @@ def _judge_allreduce(fn, case):
 
 
 ex1 = Exercise(
-    1, "average_gradients", points=2, judge=_judge_allreduce, cases=lambda: [(70, 8)],
+    1, "average_gradients", points=2, judge=_judge_allreduce, cases=lambda: [(70, 8), (74, 9, 3)],
     hints=[
         "The gradient of the whole batch is the mean of the shards' gradients. Each rank has computed the gradient "
         "of its own shard; after your function every rank must hold the same mean, for every parameter.",
@@ -275,8 +305,12 @@ def _sgd_step(model, x, y, lr):
 
 
 def _judge_step(fn, case):
-    seed, n, lr = case
-    out = _run([_source_of(fn, "ddp_step")], "_worker_step", (seed, n, lr))
+    world = _world(case, 3)
+    _on(world, lambda: _judge_step_on(fn, *case[:3], world))
+
+
+def _judge_step_on(fn, seed, n, lr, world):
+    out = _run([_source_of(fn, "ddp_step")], "_worker_step", (seed, n, lr), nproc=world)
     model, (x, y) = tiny_model(seed), tiny_batch(n, seed + 1)
     full = _sgd_step(model, x, y, lr)
     start = _flat(model)
@@ -298,7 +332,7 @@ def _judge_step(fn, case):
     if not all(o["ddp"] for o in out):
         raise Mismatch("the model was not run through DistributedDataParallel, so each rank stepped on its own "
                        "shard's gradient and the ranks now disagree: wrap the model in DDP and call the wrapper.")
-    if not values_close(out[0]["weights"], out[1]["weights"], rtol=1e-5, atol=1e-6):
+    if not all(values_close(out[0]["weights"], o["weights"], rtol=1e-5, atol=1e-6) for o in out[1:]):
         raise Mismatch("the ranks ended with different weights: every rank must make the same step.")
     if not values_close(out[0]["weights"], full, rtol=1e-4, atol=1e-6):
         for k in sorted({len(out), n // len(out), n}):
@@ -310,7 +344,7 @@ def _judge_step(fn, case):
 
 
 ex3 = Exercise(
-    3, "ddp_step", points=3, judge=_judge_step, cases=lambda: [(72, 8, 0.5)],
+    3, "ddp_step", points=3, judge=_judge_step, cases=lambda: [(72, 8, 0.5), (75, 9, 0.5, 3)],
     hints=[
         "Each rank computes the loss of its own part of the batch, and DDP averages the gradients during "
         "backward(); the step then equals one step on the whole batch, on every rank.",
