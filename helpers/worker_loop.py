@@ -1,7 +1,8 @@
 """The workers of a :class:`helpers.distributed.Pool`: each rank reads jobs on a pipe and answers on another.
 
-Each line is a job (JSON): import the job's file of functions, join a fresh ``gloo`` process
-group on the job's store (with a timeout, so a hung collective ends), call the entry point,
+Each line is a job (JSON): import the job's file of functions, set the variables torchrun would
+(``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``), join a fresh ``gloo``
+process group on the job's store (with a timeout, so a hung collective ends), call the entry point,
 save what it returns, leave the group, and answer ``{"status": "ok"}`` or the error.
 The checks judge on the CPU with ``gloo`` on every machine, so that their numbers do not
 depend on the hardware. A worker ends when its job pipe closes (the notebook went away).
@@ -15,6 +16,7 @@ import datetime
 import importlib
 import importlib.util
 import json
+import os
 import sys
 import traceback
 import warnings
@@ -41,6 +43,11 @@ def run_job(request: dict) -> dict:
     module_name, _, func = request["entry"].partition(":")
     entry = getattr(importlib.import_module(module_name), func)
     args = torch.load(job / "args.pt", weights_only=False)
+    # What torchrun tells each process, so that an answer may read its rank from the environment as
+    # the lesson shows (RANK for "only rank 0 writes", LOCAL_RANK for the device).
+    world = str(request["world_size"])
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "GROUP_RANK": "0", "WORLD_SIZE": world,
+                       "LOCAL_WORLD_SIZE": world, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(request["port"])})
     dist.init_process_group("gloo", store=store, rank=rank, world_size=request["world_size"], timeout=timeout)
     try:
         with warnings.catch_warnings():

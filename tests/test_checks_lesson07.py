@@ -52,6 +52,12 @@ def average_gradients_avg_op(model):
         offset += g.numel()
 
 
+def average_gradients_env(model):  # the world size as torchrun gives it
+    for p in model.parameters():
+        dist.all_reduce(p.grad)
+        p.grad.div_(int(os.environ["WORLD_SIZE"]))
+
+
 def sum_only(model):
     for p in model.parameters():
         dist.all_reduce(p.grad)
@@ -93,6 +99,7 @@ def stub(model):
 def test_allreduce_right_answers_pass():
     _passes(checks.ex1, average_gradients)
     _passes(checks.ex1, average_gradients_avg_op)
+    _passes(checks.ex1, average_gradients_env)
 
 
 @pytest.mark.parametrize("answer, words", [
@@ -297,6 +304,14 @@ def load_checkpoint_device(path, model, optimizer):
     return int(state["epoch"])
 
 
+def save_checkpoint_env(model, optimizer, epoch, path):  # the rank as torchrun gives it, as the lesson shows
+    if int(os.environ["RANK"]) == 0:
+        tmp = f"{path}.tmp"
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}, tmp)
+        os.replace(tmp, path)
+    dist.barrier()
+
+
 def save_every_rank(model, optimizer, epoch, path):
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}, path)
     dist.barrier()
@@ -341,6 +356,7 @@ def load_model_only(path, model, optimizer):
 def test_checkpoint_right_answers_pass():
     _passes(checks.ex4, (save_checkpoint, load_checkpoint))
     _passes(checks.ex4, (save_checkpoint, load_checkpoint_device))
+    _passes(checks.ex4, (save_checkpoint_env, load_checkpoint))
 
 
 @pytest.mark.parametrize("answer, words", [
