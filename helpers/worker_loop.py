@@ -81,8 +81,6 @@ def main() -> None:
     torch is imported once, then the process forks one copy per further rank (before any thread
     exists, so the fork is safe): starting a pool costs one import of torch, not one per rank.
     """
-    import os
-
     import torch
     import torch.distributed  # noqa: F401  (imported once, before the fork, for every rank)
     import torch.nn.parallel  # noqa: F401
