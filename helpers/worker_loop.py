@@ -3,7 +3,10 @@
 Each line is a job (JSON): import the job's file of functions, set the variables torchrun would
 (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``), join a fresh ``gloo``
 process group on the job's store (with a timeout, so a hung collective ends), call the entry point,
-save what it returns, leave the group, and answer ``{"status": "ok"}`` or the error.
+save what it returns, leave the group, and answer ``{"status": "ok"}`` or the error. The
+entry point sees the answers through a guard: an answer that rebinds the course's own code in the
+worker (``sys.modules["helpers.checks.lesson07"]._grads = ...``) has it put back, fails the job with
+``TamperError``, and the worker starts afresh.
 The checks judge on the CPU with ``gloo`` on every machine, so that their numbers do not
 depend on the hardware. A worker ends when its job pipe closes (the notebook went away).
 
@@ -31,6 +34,74 @@ def _load(path: Path, name: str):
     return module
 
 
+class TamperError(RuntimeError):
+    """An answer rebound code that the check relies on (in the worker, where the kernel's guard is not)."""
+
+
+# The course's modules whose entries an answer must leave as they were: the check's own entry point
+# (its helpers), the shared judging tools and the pool itself. PyTorch is not among them: torch rebinds
+# entries of its own as it runs (optimizer step hooks, lazy flags), and the checks compute what they
+# compare with before the answer runs, or in the notebook's own process.
+_MODULES = ("helpers.checks.core", "helpers.distributed", "helpers.worker_loop")
+
+
+def _spaces(entry_module: str) -> list[tuple[str, object, dict]]:
+    """(name, module, snapshot of its entries) for everything an answer must not rebind."""
+    found = []
+    for name in (*_MODULES, entry_module):
+        module = sys.modules.get(name)
+        if module is not None:
+            found.append((name, module, dict(vars(module))))
+    return found
+
+
+def _restore(spaces) -> list[str]:
+    """Put back every entry that changed; the names of those that had."""
+    changed = []
+    for name, module, before in spaces:
+        now = vars(module)
+        for key, value in before.items():
+            if now.get(key, _GONE) is not value:
+                changed.append(f"{name}.{key}")
+                now[key] = value
+    return changed
+
+
+_GONE = object()
+
+
+class _Guarded:
+    """The job's module of answers, as the check's entry point sees it: calling one of its functions
+    notes the namespaces above first, and afterwards puts back whatever the call rebound and fails the
+    job (``TamperError``), so an answer cannot change how the check judges it. Setting an attribute
+    (the check replacing an answer by a wrapper) goes to the module itself."""
+
+    def __init__(self, module, entry_module: str):
+        object.__setattr__(self, "_module", module)
+        object.__setattr__(self, "_entry", entry_module)
+
+    def __getattr__(self, name):
+        value = getattr(self._module, name)
+        if not callable(value) or isinstance(value, type):
+            return value
+        entry = self._entry
+
+        def call(*args, **kwargs):
+            spaces = _spaces(entry)
+            try:
+                return value(*args, **kwargs)
+            finally:
+                changed = _restore(spaces)
+                if changed:
+                    raise TamperError(f"{name} rebinds code that the check relies on ({', '.join(changed[:3])}): "
+                                      "an answer computes with PyTorch; it never changes the course's "
+                                      "functions")
+        return call
+
+    def __setattr__(self, name, value):
+        setattr(self._module, name, value)
+
+
 def run_job(request: dict) -> dict:
     import torch
     import torch.distributed as dist
@@ -52,7 +123,8 @@ def run_job(request: dict) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            value = entry(answer, rank, request["world_size"], *args, **request.get("kwargs", {}))
+            value = entry(_Guarded(answer, module_name), rank, request["world_size"], *args,
+                          **request.get("kwargs", {}))
         torch.save(value, job / f"result{rank}.pt")
     finally:
         if dist.is_initialized():
@@ -70,9 +142,11 @@ def serve(jobs, replies) -> None:
                 raise
             text = str(err).strip().splitlines()[0] if str(err).strip() else ""
             reply = {"status": "error", "error": f"{type(err).__name__}: {text}"[:500],
-                     "trace": traceback.format_exc()[-2000:]}
+                     "trace": traceback.format_exc()[-2000:], "tampered": isinstance(err, TamperError)}
         replies.write(json.dumps(reply) + "\n")
         replies.flush()
+        if reply.get("tampered"):  # what was rebound is put back, but start afresh: the pool sees it gone
+            os._exit(0)
 
 
 def main() -> None:

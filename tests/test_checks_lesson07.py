@@ -92,6 +92,13 @@ def divided_by_two(model):  # written for the lesson's two processes
         p.grad /= 2
 
 
+def rebinds_the_judge(model):  # hostile: makes the check compare a fixed list with itself, in the worker
+    import sys
+    judge = sys.modules["helpers.checks.lesson07"]
+    fixed = [p.grad.clone() for p in model.parameters()]
+    judge._grads = lambda m: [g.clone() for g in fixed]
+
+
 def stub(model):
     raise NotImplementedError()
 
@@ -109,6 +116,7 @@ def test_allreduce_right_answers_pass():
     (average_and_step, ["weights changed"]),
     (only_on_rank_zero, ["inside `if rank == 0`"]),
     (divided_by_two, ["on 3 processes", "divided by 2", "dist.get_world_size()"]),
+    (rebinds_the_judge, ["TamperError", "helpers.checks.lesson07._grads"]),
 ])
 def test_allreduce_wrong_answers_are_named(answer, words):
     _fails(checks.ex1, answer, *words)

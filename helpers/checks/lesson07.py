@@ -112,10 +112,11 @@ def _worker_allreduce(answer, rank, world_size, seed, n):
     nn.functional.cross_entropy(mine(xs), ys).backward()
     local = _grads(mine)
     before = _flat(mine)
-    answer.average_gradients(mine)
     ddp = nn.parallel.DistributedDataParallel(copy.deepcopy(model))
     nn.functional.cross_entropy(ddp(xs), ys).backward()
-    return {"mine": _grads(mine), "local": local, "ddp": _grads(ddp.module),
+    reference = _grads(ddp.module)  # DDP's gradients, taken before the answer runs: it cannot change them
+    answer.average_gradients(mine)
+    return {"mine": _grads(mine), "local": local, "ddp": reference,
             "weights_changed": not torch.equal(before, _flat(mine))}
 
 
