@@ -33,7 +33,7 @@ PORT ?= 8888
 HEADLESS ?=
 LAB_ARGS ?=
 NOTEBOOKS ?= notebooks
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --maxschedchunk=1
 LESSON ?=
 SUBMISSIONS ?=
 OUT ?= grades

@@ -12,6 +12,7 @@ from pathlib import Path
 FAST_ENV = "COURSE_FAST"
 DATA_ENV = "COURSE_DATA_DIR"
 OFFLINE_ENV = "COURSE_OFFLINE"
+COLLECTIVE_TIMEOUT_ENV = "COURSE_COLLECTIVE_TIMEOUT"
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -39,6 +40,30 @@ def fast_or_full(*, fast, full):
 def offline() -> bool:
     """True when ``COURSE_OFFLINE=1``: never try to download anything."""
     return _flag(OFFLINE_ENV)
+
+
+def collective_timeout(default: float = 30.0) -> float:
+    """Seconds a collective of lesson 07's checks may wait for another rank: ``$COURSE_COLLECTIVE_TIMEOUT``,
+    else ``default``.
+
+    Generous by default: under a grader running several notebooks on a busy machine a healthy rank can be
+    starved for seconds (a rank that left is noticed at once anyway). A grader on a fast machine, or a
+    test, may set it lower, so that a hung collective costs less waiting.
+
+    Raises:
+        ValueError: when the variable is set to anything but a number of seconds above 0.
+    """
+    text = os.environ.get(COLLECTIVE_TIMEOUT_ENV, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{COLLECTIVE_TIMEOUT_ENV}={text!r} is not a number of seconds above 0: set it to one "
+                         f"(for example {COLLECTIVE_TIMEOUT_ENV}=30), or unset it for the default of {default:g} s.")
+    return seconds
 
 
 def repo_root() -> Path | None:

@@ -99,6 +99,15 @@ def rebinds_the_judge(model):  # hostile: makes the check compare a fixed list w
     judge._grads = lambda m: [g.clone() for g in fixed]
 
 
+def hangs_on_rank_one(model):  # rank 1 stays alive but never calls the all-reduce that rank 0 waits in
+    import time
+    if dist.get_rank() == 1:
+        time.sleep(120)
+    for p in model.parameters():
+        dist.all_reduce(p.grad)
+        p.grad /= dist.get_world_size()
+
+
 def stub(model):
     raise NotImplementedError()
 
@@ -120,6 +129,16 @@ def test_allreduce_right_answers_pass():
 ])
 def test_allreduce_wrong_answers_are_named(answer, words):
     _fails(checks.ex1, answer, *words)
+
+
+def test_a_hung_collective_ends_by_the_course_setting(monkeypatch):
+    """COURSE_COLLECTIVE_TIMEOUT bounds how long a check waits for a hung collective (a grader sets it
+    lower to spend less on hung answers); the message says how long it waited and why."""
+    monkeypatch.setenv("COURSE_COLLECTIVE_TIMEOUT", "3")
+    _fails(checks.ex1, hangs_on_rank_one, "within 3 s", "inside `if rank == 0`")
+    monkeypatch.setenv("COURSE_COLLECTIVE_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="COURSE_COLLECTIVE_TIMEOUT='soon' is not a number of seconds"):
+        checks.ex1.check(average_gradients)
 
 
 def test_allreduce_stub_is_not_attempted():

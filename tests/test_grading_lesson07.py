@@ -86,7 +86,8 @@ def test_lesson07_is_graded_in_the_sandbox_with_hostile_distributed_code(tmp_pat
     """Two notebooks at once (--jobs 2), each starting worker processes and torchrun: the reference gets
     full marks (the canary), every hostile notebook keeps the points its honest answers earned (a rank
     that exits early, processes never joined, a collective that hangs in a worker), and the hung ones
-    end by the time limits, not by the notebook's timeout."""
+    end by the time limits, not by the notebook's timeout. The collectives' time limit is the grader's
+    setting COURSE_COLLECTIVE_TIMEOUT, 10 s here (30 s by default), and it reaches the sandboxed kernels."""
     cases = _cases()
     folder = tmp_path / "submitted"
     folder.mkdir()
@@ -95,7 +96,7 @@ def test_lesson07_is_graded_in_the_sandbox_with_hostile_distributed_code(tmp_pat
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "helpers.grading", "grade", "07", str(folder), "--out",
                            str(tmp_path / "out"), "--jobs", "2", "--quiet"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=1500, env=nbgrader_env())
+                          text=True, timeout=1500, env=nbgrader_env({"COURSE_COLLECTIVE_TIMEOUT": "10"}))
     seconds = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "the reference solution scores 13 / 13 with no error" in proc.stdout, proc.stdout[-3000:]
@@ -109,4 +110,6 @@ def test_lesson07_is_graded_in_the_sandbox_with_hostile_distributed_code(tmp_pat
         assert got == want, (name, got, row["review"], proc.stderr[-2000:])
     assert "ends the kernel (os._exit)" in sheet["hostile_workers"]["review"]
     assert "starts processes" in sheet["hostile_workers"]["review"]
+    feedback = (tmp_path / "out" / "feedback" / "hostile_workers" / f"{LESSON}.html").read_text(encoding="utf-8")
+    assert "no rank finished within 10 s" in feedback  # Exercise 3's hung collective, named to the learner
     print(f"{len(cases)} lesson-07 notebooks graded in {seconds:.0f} s\n{proc.stdout}")

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from helpers import distributed
+from helpers import config, distributed
 from helpers.checks.core import Exercise, Mismatch, NotAttempted, describe, values_close
 
 WORLD = 2
@@ -68,12 +68,8 @@ def _source_of(answer, name: str):
     return text if own == name else f"{text}\n\n{name} = {own}\n"  # the workers call it by its lesson name
 
 
-# Seconds a collective may wait for another rank. Generous: under a grader running several notebooks on a
-# busy machine a healthy rank can be starved for seconds; a rank that left is noticed at once anyway.
-TIMEOUT = 30.0
-
-
-def _run(answers: Sequence, entry: str, args=(), *, kwargs=None, timeout: float = TIMEOUT, nproc: int = WORLD):
+def _run(answers: Sequence, entry: str, args=(), *, kwargs=None, timeout: float | None = None, nproc: int = WORLD):
+    timeout = config.collective_timeout() if timeout is None else timeout  # see there: 30 s unless set
     results = distributed.run_on_ranks(list(answers), f"{_MODULE}:{entry}", args, nproc=nproc, timeout=timeout,
                                        kwargs=kwargs)
     for r in results:
@@ -96,7 +92,7 @@ def _run(answers: Sequence, entry: str, args=(), *, kwargs=None, timeout: float 
         died = [r.rank for r in results if r.status == "died"]
         if died:
             raise Mismatch(f"rank {died[0]} ended in the middle of the job ({bad[0].error}): {_HANG}")
-        raise Mismatch(_HANG)
+        raise Mismatch(f"no rank finished within {timeout:g} s, so {_HANG}")
     first = bad[0]
     raise Mismatch(f"on rank {first.rank}, your code raised {first.error}".rstrip(".") + ".")
 
@@ -525,7 +521,7 @@ def _judge_resume(answer, case):
                            f"the epoch's number (0 to {epochs - 1}), or every epoch has the same order.")
         path = os.path.join(folder, "killed.pt")
         killed = distributed.run_on_ranks(funcs, f"{_MODULE}:_worker_resume", (seed, epochs, path, kill_after),
-                                          timeout=TIMEOUT)
+                                          timeout=config.collective_timeout())
         if killed[-1].status != "died":
             raise Mismatch(f"the run that should have been killed after epoch {kill_after} was not: "
                            f"{killed[-1].error or 'it finished'}.")
