@@ -70,7 +70,7 @@ def test_nbgrader_validate_passes_solved_exercises_and_fails_the_unsolved_one(le
     answer = exercises(student)[last][0]
     graded = next(c for c in student.cells[answer + 1:] if c.metadata.get("nbgrader", {}).get("grade"))
     failed = proc.stdout.split("VALIDATION FAILED ON 1 CELL(S)!", 1)[1]
-    assert graded.source.strip().splitlines()[0] in failed, failed[:2000]  # validate prints the failing cell
+    assert graded.source.strip().splitlines()[0][:60] in failed, failed[:2000]  # validate prints its start
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
