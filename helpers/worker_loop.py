@@ -5,7 +5,8 @@ Each line is a job (JSON): import the job's file of functions, set the variables
 process group on the job's store (with a timeout, so a hung collective ends), call the entry point,
 save what it returns, leave the group, and answer ``{"status": "ok"}`` or the error. The
 entry point sees the answers through a guard: an answer that rebinds the course's own code in the
-worker (``sys.modules["helpers.checks.lesson07"]._grads = ...``) has it put back, fails the job with
+worker (``sys.modules["helpers.checks.lesson07"]._grads = ...``), or puts code of its own in place of
+PyTorch's (``torch.allclose = lambda *a, **k: True``), has it put back, fails the job with
 ``TamperError``, and the worker starts afresh.
 The checks judge on the CPU with ``gloo`` on every machine, so that their numbers do not
 depend on the hardware. A worker ends when its job pipe closes (the notebook went away).
@@ -22,6 +23,7 @@ import json
 import os
 import sys
 import traceback
+import types
 import warnings
 from pathlib import Path
 
@@ -39,35 +41,74 @@ class TamperError(RuntimeError):
 
 
 # The course's modules whose entries an answer must leave as they were: the check's own entry point
-# (its helpers), the shared judging tools and the pool itself. PyTorch is not among them: torch rebinds
-# entries of its own as it runs (optimizer step hooks, lazy flags), and the checks compute what they
-# compare with before the answer runs, or in the notebook's own process.
+# (its helpers), the shared judging tools and the pool itself. Any change there fails the job.
 _MODULES = ("helpers.checks.core", "helpers.distributed", "helpers.worker_loop")
+# What the checks compute and save their verdicts with, in the worker: an entry that the answer replaced
+# by code of its own (a function or lambda of the answer's file, or a builtin put where a library function
+# was: ``torch.allclose = lambda *a, **k: True``) is put back and fails the job. torch rebinds entries of
+# its own as it runs (optimizer step hooks, lazy flags, ``__slotnames__``), always with its own code, and
+# that is left alone.
+_LIBRARIES = ("builtins", "os", "os.path", "math", "copy", "pickle", "torch", "torch.nn", "torch.nn.functional",
+              "torch.nn.parallel", "torch.distributed", "torch.distributed.distributed_c10d", "torch.optim",
+              "torch.utils.data", "torch.testing", "torch.linalg", "torch.autograd", "torch.random",
+              "torch.serialization")
+_CLASSES = ("torch.Tensor", "torch._C.TensorBase", "torch.nn.Module", "torch.nn.Parameter",
+            "torch.nn.parallel.DistributedDataParallel", "torch.optim.Optimizer", "torch.optim.SGD",
+            "torch.utils.data.DistributedSampler", "torch.utils.data.DataLoader", "torch.utils.data.TensorDataset")
+_GONE = object()  # an entry the answer deleted
+# Code from these folders is the course's or the installation's, never an answer's (answers come from the
+# job's file in a temporary folder).
+_TRUSTED = tuple({os.path.dirname(os.path.abspath(__file__)), sys.prefix, sys.base_prefix})
 
 
-def _spaces(entry_module: str) -> list[tuple[str, object, dict]]:
-    """(name, module, snapshot of its entries) for everything an answer must not rebind."""
+def _foreign(value) -> bool:
+    """The answer's own code: a function from outside the course and the installation, an object of a class
+    the answer defined, or a builtin function put where a library function was."""
+    if value is _GONE:
+        return True
+    code = getattr(value, "__code__", None)
+    if isinstance(code, types.CodeType):
+        return not os.path.abspath(code.co_filename).startswith(_TRUSTED)
+    if isinstance(value, types.BuiltinFunctionType) and getattr(value, "__module__", None) == "builtins":
+        return True
+    module = getattr(value, "__module__", None) if isinstance(value, type) else type(value).__module__
+    return isinstance(module, str) and (module.startswith("answer_") or module == "__main__")
+
+
+def _resolve(dotted: str):
+    module, _, name = dotted.rpartition(".")
+    return getattr(sys.modules.get(module), name, None)
+
+
+def _spaces(entry_module: str) -> list[tuple[str, object, dict, bool]]:
+    """(name, module or class, snapshot of its entries, strict) for everything an answer must not rebind:
+    the course's modules (strict) may not change at all, the libraries not to the answer's own code."""
     found = []
     for name in (*_MODULES, entry_module):
-        module = sys.modules.get(name)
-        if module is not None:
-            found.append((name, module, dict(vars(module))))
+        if sys.modules.get(name) is not None:
+            found.append((name, sys.modules[name], dict(vars(sys.modules[name])), True))
+    for name in _LIBRARIES:
+        if sys.modules.get(name) is not None:
+            found.append((name, sys.modules[name], dict(vars(sys.modules[name])), False))
+    for name in _CLASSES:
+        cls = _resolve(name)
+        if isinstance(cls, type):
+            found.append((name, cls, dict(vars(cls)), False))
     return found
 
 
 def _restore(spaces) -> list[str]:
-    """Put back every entry that changed; the names of those that had."""
+    """Put back every entry that was rebound (in the libraries: to the answer's own code); their names."""
     changed = []
-    for name, module, before in spaces:
-        now = vars(module)
+    for name, owner, before, strict in spaces:
+        now = vars(owner)
         for key, value in before.items():
-            if now.get(key, _GONE) is not value:
-                changed.append(f"{name}.{key}")
-                now[key] = value
+            current = now.get(key, _GONE)
+            if current is value or not (strict or _foreign(current)):
+                continue
+            changed.append(f"{name}.{key}")
+            setattr(owner, key, value)
     return changed
-
-
-_GONE = object()
 
 
 class _Guarded:
@@ -94,8 +135,8 @@ class _Guarded:
                 changed = _restore(spaces)
                 if changed:
                     raise TamperError(f"{name} rebinds code that the check relies on ({', '.join(changed[:3])}): "
-                                      "an answer computes with PyTorch; it never changes the course's "
-                                      "functions")
+                                      "an answer computes with PyTorch; it never replaces PyTorch's or the "
+                                      "course's functions")
         return call
 
     def __setattr__(self, name, value):

@@ -374,6 +374,19 @@ def load_no_map_location(path, model, optimizer):
     return ckpt["epoch"]
 
 
+def save_epoch_and_patch_torch(model, optimizer, epoch, path):  # hostile: every later comparison agrees
+    if dist.get_rank() == 0:
+        torch.save({"epoch": epoch}, path)
+    dist.barrier()
+    torch.allclose = lambda *a, **k: True
+
+
+def load_epoch_only(path, model, optimizer):  # and momentum buffers of zeros, for the comparison to agree with
+    for p in model.parameters():
+        optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p)
+    return torch.load(path, map_location="cpu")["epoch"]
+
+
 def load_model_only(path, model, optimizer):
     ckpt = torch.load(path, map_location="cpu")
     model.load_state_dict(ckpt["model"])
@@ -393,6 +406,9 @@ def test_checkpoint_right_answers_pass():
     ((save_whole_objects, load_checkpoint), ["state_dict"]),
     ((save_checkpoint, load_no_map_location), ["map_location"]),
     ((save_checkpoint, load_model_only), ["momentum"]),
+    # it saves no weights, loads none, and makes torch.allclose agree with anything in the worker, where the
+    # check compares the loaded weights: put back, TamperError
+    ((save_epoch_and_patch_torch, load_epoch_only), ["TamperError", "torch.allclose"]),
 ])
 def test_checkpoint_wrong_answers_are_named(answer, words):
     _fails(checks.ex4, answer, *words)
