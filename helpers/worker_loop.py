@@ -61,11 +61,11 @@ _GONE = object()  # an entry the answer deleted
 _TRUSTED = tuple({os.path.dirname(os.path.abspath(__file__)), sys.prefix, sys.base_prefix})
 
 
-def _foreign(value) -> bool:
-    """The answer's own code: a function from outside the course and the installation, an object of a class
-    the answer defined, or a builtin function put where a library function was."""
-    if value is _GONE:
-        return True
+def foreign(value) -> bool:
+    """Code that the learner wrote, not the course's or the installation's: a function from outside both, an
+    object of a class defined in the notebook (``__main__``) or in a job's file of answers (``answer_*``), or
+    a builtin function put where a library function was. The rule of both guards: the grading kernel's
+    (the grader's guard module imports it from here) and the workers' below."""
     code = getattr(value, "__code__", None)
     if isinstance(code, types.CodeType):
         return not os.path.abspath(code.co_filename).startswith(_TRUSTED)
@@ -104,7 +104,7 @@ def _restore(spaces) -> list[str]:
         now = vars(owner)
         for key, value in before.items():
             current = now.get(key, _GONE)
-            if current is value or not (strict or _foreign(current)):
+            if current is value or not (strict or current is _GONE or foreign(current)):
                 continue
             changed.append(f"{name}.{key}")
             setattr(owner, key, value)

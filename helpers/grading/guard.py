@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import builtins
 import importlib
-import os
 import sys
 import threading
 import types
 import warnings
+
+from helpers.worker_loop import foreign  # the one rule for what a learner wrote, shared with lesson 07's workers
 
 # The namespaces a check relies on. Their entries are put back as they were; torch's own
 # internals stay out of it, since torch legitimately rebinds some of them as it runs.
@@ -33,7 +34,6 @@ GUARDED_CLASSES = ("torch.Tensor", "torch._C.TensorBase", "torch.nn.Module", "to
                    "torch.Generator")
 FRESH = "helpers.checks"  # imported afresh before each graded cell
 _MISSING = object()
-_TRUSTED_DIRS = tuple({sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
 _SHELL_LISTS = ("input_transformers_post", "ast_transformers")
 _SHELL_ATTRS = ("custom_exceptions", "CustomTB", "input_transformer_manager", "displayhook",
                 "display_pub", "InteractiveTB", "SyntaxTB", "compile", "user_ns", "user_global_ns")
@@ -54,19 +54,6 @@ def _own_classes(module) -> list[type]:
 def _resolve(dotted: str):
     module, _, name = dotted.rpartition(".")
     return getattr(sys.modules.get(module), name, None)
-
-
-def foreign(value) -> bool:
-    """True for what the notebook itself made (a function, class or object from a cell)
-    or a builtin put where a library function was; worth reporting when found in a
-    guarded place."""
-    code = getattr(value, "__code__", None)
-    if isinstance(code, types.CodeType):
-        return not os.path.abspath(code.co_filename).startswith(_TRUSTED_DIRS)
-    if isinstance(value, types.BuiltinFunctionType) and getattr(value, "__module__", None) == "builtins":
-        return True
-    module = value.__module__ if isinstance(value, type) else type(value).__module__
-    return module == "__main__"
 
 
 class Snapshot:
