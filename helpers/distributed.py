@@ -23,7 +23,10 @@ Introduced in lesson 07.
 
 from __future__ import annotations
 
+import ast
 import atexit
+import dis
+import importlib
 import inspect
 import json
 import os
@@ -35,6 +38,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import types
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,20 +85,108 @@ def default_nproc() -> int:
 def module_source(*objects: Any) -> str:
     """The header of imports followed by the source code of each function or class.
 
+    A function may use what its notebook (or module) defines at the top level: the modules it imported
+    (``import numpy as np``), its other functions and classes (a helper the answer calls), what it
+    imported from a library (``from torch.optim import SGD``) and plain constants (``BATCH = 4``). Those
+    that the code names go into the file too, before it; other objects (tensors, models, data sets)
+    cannot travel as source, and the function must create them itself.
+
     Raises:
         TypeError: for something that has no source (a lambda typed at a prompt, a builtin).
     """
     parts = [HEADER]
+    sent = set(_HEADER_NAMES) | {getattr(o, "__name__", "") for o in objects if not isinstance(o, str)}
     for obj in objects:
         if isinstance(obj, str):  # source text given directly
             parts.append(textwrap.dedent(obj))
             continue
         try:
-            parts.append(textwrap.dedent(inspect.getsource(obj)))
+            text = textwrap.dedent(inspect.getsource(obj))
         except (OSError, TypeError):
             raise TypeError(f"cannot send {obj!r} to the worker processes: only functions and classes defined "
                             "with def or class in a cell (or a file) can be sent, by their source code.") from None
+        parts += _dependencies(obj, sent)
+        parts.append(text)
     return "\n\n".join(parts)
+
+
+_HEADER_NAMES = ("math", "os", "time", "torch", "dist", "F", "nn", "DDP", "DataLoader", "TensorDataset",
+                 "DistributedSampler")
+
+
+def _global_names(code: types.CodeType) -> list[str]:
+    """The global names that ``code`` (and the functions, lambdas and comprehensions inside it) reads."""
+    names = [i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _global_names(const)
+    return list(dict.fromkeys(names))
+
+
+def _literal(value: Any) -> str | None:
+    """Source that recreates ``value`` (a plain constant, a device, a dtype), or None."""
+    if isinstance(value, torch.device):
+        return f"torch.device({str(value)!r})"
+    if isinstance(value, torch.dtype):
+        return repr(value)
+    if not isinstance(value, (int, float, complex, str, bytes, bool, type(None), tuple, list, dict, set, frozenset)):
+        return None
+    text = repr(value)
+    try:
+        ok = len(text) <= 10_000 and ast.literal_eval(text) == value
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        ok = False
+    return text if ok else None
+
+
+def _dependencies(obj: Any, sent: set[str]) -> list[str]:
+    """Statements that define, in the file, the top-level names of its namespace that ``obj``'s code uses;
+    the names already there (``sent``) are skipped and the new ones added to it."""
+    code = getattr(obj, "__code__", None)
+    space = getattr(obj, "__globals__", None)
+    if isinstance(obj, type):  # a class: the globals of its methods
+        funcs = [v for v in vars(obj).values() if isinstance(v, types.FunctionType)]
+        code, space = None, funcs[0].__globals__ if funcs else None
+        names = [n for f in funcs for n in _global_names(f.__code__)] + [b.__name__ for b in obj.__bases__]
+    else:
+        names = _global_names(code) if code is not None else []
+    if not space:
+        return []
+    out: list[str] = []
+    for name in dict.fromkeys(names):
+        if name in sent or name not in space or name.startswith("__"):
+            continue
+        value = space[name]
+        if isinstance(value, types.ModuleType):
+            sent.add(name)
+            out.append(f"import {value.__name__}" if value.__name__ == name else f"import {value.__name__} as {name}")
+            continue
+        if isinstance(value, (types.FunctionType, type)):
+            module = getattr(value, "__module__", None)
+            if module == getattr(obj, "__module__", None) and value.__name__ != "<lambda>":
+                try:
+                    text = textwrap.dedent(inspect.getsource(value))
+                except (OSError, TypeError):
+                    continue
+                sent.add(name)
+                out += _dependencies(value, sent)
+                out.append(text if value.__name__ == name else f"{text}\n{name} = {value.__name__}")
+                continue
+        module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", "")
+        if module and qualname and "." not in qualname and module != "__main__":
+            try:
+                found = getattr(importlib.import_module(module), qualname, None) is value
+            except Exception:  # noqa: BLE001 - a module that cannot be imported here: leave the name out
+                found = False
+            if found:
+                sent.add(name)
+                out.append(f"from {module} import {qualname}" + ("" if qualname == name else f" as {name}"))
+                continue
+        text = _literal(value)
+        if text is not None:
+            sent.add(name)
+            out.append(f"{name} = {text}")
+    return out
 
 
 def _env(threads: int = 1) -> dict:
@@ -191,21 +283,23 @@ class Pool:
         self.proc, self.jobs, self.replies, self.ready = None, [], [], {}
 
     def run(self, source: str, entry: str, args: Sequence = (), *, timeout: float = 20.0,
-            kwargs: dict | None = None) -> list[RankResult]:
+            kwargs: dict | None = None, straggler_s: float | None = None) -> list[RankResult]:
         """Run one job on every rank; returns one :class:`RankResult` per rank, in rank order.
 
-        ``kwargs`` (plain JSON values) go to the entry point as keyword arguments.
+        ``kwargs`` (plain JSON values) go to the entry point as keyword arguments. With ``straggler_s``,
+        the ranks still running that many seconds after one rank returned are ended as "hung": a rank
+        that returned early (its collective skipped) leaves the others waiting until the timeout.
         """
         reused = self.alive()
-        results = self._run(source, entry, args, timeout, kwargs)
+        results = self._run(source, entry, args, timeout, kwargs, straggler_s)
         if reused and any(r.status == "died" and not r.answered for r in results):
             # A rank of a pool kept from an earlier job was gone before it took this one (killed from
             # outside between two cells, as a grading sandbox does): run it once more on a fresh pool.
-            results = self._run(source, entry, args, timeout, kwargs)
+            results = self._run(source, entry, args, timeout, kwargs, straggler_s)
         return results
 
-    def _run(self, source: str, entry: str, args: Sequence, timeout: float, kwargs: dict | None
-             ) -> list[RankResult]:
+    def _run(self, source: str, entry: str, args: Sequence, timeout: float, kwargs: dict | None,
+             straggler_s: float | None = None) -> list[RankResult]:
         from torch.distributed import TCPStore
 
         if not self.alive():
@@ -228,7 +322,7 @@ class Pool:
                 pipe.flush()
             except BrokenPipeError:
                 pass  # that rank is gone: its reply pipe says so
-        results = self._collect(job, timeout + 10)
+        results = self._collect(job, timeout + 10, straggler_s)
         if any(r.status in ("died", "hung") for r in results):
             self.close()  # a worker is gone or stuck in a collective: start afresh next time
         del store
@@ -262,17 +356,19 @@ class Pool:
             text = ""
         return text.splitlines()[-1][:300] if text else "no error message (killed from outside?)"
 
-    def _collect(self, job: Path, deadline_s: float) -> list[RankResult]:
+    def _collect(self, job: Path, deadline_s: float, straggler_s: float | None = None) -> list[RankResult]:
         results: dict[int, RankResult] = {}
         sel = selectors.DefaultSelector()
         for rank, pipe in enumerate(self.replies):
             sel.register(pipe, selectors.EVENT_READ, rank)
         deadline = time.monotonic() + deadline_s
-        died_at = None
+        died_at = returned = None
         while len(results) < self.nproc:
             left = deadline - time.monotonic()
             if died_at is not None:  # the others are likely blocked on the failed rank: a short grace
                 left = min(left, died_at + 3 - time.monotonic())
+            if returned is not None and straggler_s is not None:
+                left = min(left, returned[1] + straggler_s - time.monotonic())
             if left <= 0:
                 break
             for key, _ in sel.select(timeout=min(left, 0.5)):
@@ -289,12 +385,15 @@ class Pool:
                 reply = json.loads(line)
                 if reply["status"] == "ok":
                     results[rank] = RankResult(rank, "ok", torch.load(job / f"result{rank}.pt", weights_only=False))
+                    returned = returned or (rank, time.monotonic())
                 else:
                     results[rank] = RankResult(rank, "error", error=reply["error"])
                     died_at = died_at or time.monotonic()
         sel.close()
-        return [results.get(r, RankResult(r, "hung", error="no answer before the deadline"))
-                for r in range(self.nproc)]
+        late = "no answer before the deadline"
+        if returned is not None and straggler_s is not None and time.monotonic() < deadline:
+            late = f"still running {straggler_s:g} s after rank {returned[0]} had returned"
+        return [results.get(r, RankResult(r, "hung", error=late)) for r in range(self.nproc)]
 
 
 def _running(pid: int) -> bool:
@@ -337,9 +436,12 @@ def pool(nproc: int = 2) -> Pool:
 
 
 def run_on_ranks(functions: Sequence[Any], entry: str, args: Sequence = (), *, nproc: int = 2,
-                 timeout: float = 20.0, kwargs: dict | None = None) -> list[RankResult]:
-    """Send ``functions`` (by source) to the pool's ``nproc`` ranks and call ``entry`` on each."""
-    return pool(nproc).run(module_source(*functions), entry, args, timeout=timeout, kwargs=kwargs)
+                 timeout: float = 20.0, kwargs: dict | None = None, straggler_s: float | None = None
+                 ) -> list[RankResult]:
+    """Send ``functions`` (by source) to the pool's ``nproc`` ranks and call ``entry`` on each
+    (``straggler_s``: see :meth:`Pool.run`)."""
+    return pool(nproc).run(module_source(*functions), entry, args, timeout=timeout, kwargs=kwargs,
+                           straggler_s=straggler_s)
 
 
 # ----------------------------------------------------------------------------- torchrun

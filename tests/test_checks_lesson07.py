@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -112,10 +113,44 @@ def stub(model):
     raise NotImplementedError()
 
 
+def average_gradients_numpy(model):  # uses an import of the notebook's (np), which travels with it
+    scale = np.float32(1.0) / dist.get_world_size()
+    for p in model.parameters():
+        dist.all_reduce(p.grad)
+        p.grad.mul_(float(scale))
+
+
+WORLD_AS_TENSOR = torch.tensor(2.0)
+
+
+def divides_by_a_notebook_tensor(model):  # a tensor of the notebook cannot travel as source
+    for p in model.parameters():
+        dist.all_reduce(p.grad)
+        p.grad /= WORLD_AS_TENSOR
+
+
+def rank_one_ends_its_process(model):
+    if dist.get_rank() == 1:
+        os._exit(0)
+    for p in model.parameters():
+        dist.all_reduce(p.grad)
+        p.grad /= dist.get_world_size()
+
+
+def rank_one_calls_exit(model):
+    import sys
+    if dist.get_rank() == 1:
+        sys.exit()
+    for p in model.parameters():
+        dist.all_reduce(p.grad)
+        p.grad /= dist.get_world_size()
+
+
 def test_allreduce_right_answers_pass():
     _passes(checks.ex1, average_gradients)
     _passes(checks.ex1, average_gradients_avg_op)
     _passes(checks.ex1, average_gradients_env)
+    _passes(checks.ex1, average_gradients_numpy)
 
 
 @pytest.mark.parametrize("answer, words", [
@@ -123,7 +158,11 @@ def test_allreduce_right_answers_pass():
     (broadcast_from_zero, ["broadcast"]),
     (nothing, ["unchanged"]),
     (average_and_step, ["weights changed"]),
-    (only_on_rank_zero, ["inside `if rank == 0`"]),
+    # rank 1 skips the all-reduce and returns: ended 5 s after it, not at the 30 s timeout
+    (only_on_rank_zero, ["rank 1 had returned", "5 s later", "inside `if rank == 0`"]),
+    (rank_one_ends_its_process, ["process of rank 1 ended", "os._exit()"]),
+    (rank_one_calls_exit, ["on rank 1", "exit()"]),
+    (divides_by_a_notebook_tensor, ["NameError", "WORLD_AS_TENSOR", "tensors", "inside the function"]),
     (divided_by_two, ["on 3 processes", "divided by 2", "dist.get_world_size()"]),
     (rebinds_the_judge, ["TamperError", "helpers.checks.lesson07._grads"]),
 ])
@@ -235,6 +274,18 @@ def ddp_step_strided(model, images, labels, lr):
     return net
 
 
+def _my_share(t):  # a helper of the notebook's, sent with the answer that calls it
+    return t.chunk(dist.get_world_size())[dist.get_rank()]
+
+
+def ddp_step_with_a_helper(model, images, labels, lr):
+    ddp = DDP(model)
+    opt = torch.optim.SGD(ddp.parameters(), lr=lr)
+    opt.zero_grad()
+    F.cross_entropy(ddp(_my_share(images)), _my_share(labels)).backward()
+    opt.step()
+
+
 def step_without_ddp(model, images, labels, lr):
     rank, world = dist.get_rank(), dist.get_world_size()
     opt = torch.optim.SGD(model.parameters(), lr=lr)
@@ -282,6 +333,7 @@ def step_split_in_two(model, images, labels, lr):  # written for the lesson's tw
 def test_ddp_step_right_answers_pass():
     _passes(checks.ex3, ddp_step)
     _passes(checks.ex3, ddp_step_strided)
+    _passes(checks.ex3, ddp_step_with_a_helper)
 
 
 @pytest.mark.parametrize("answer, words", [
@@ -433,6 +485,22 @@ def train_resumable(model, optimizer, dataset, epochs, snapshot_path):
         save_checkpoint(model, optimizer, epoch + 1, snapshot_path)
 
 
+BATCH = 4  # a constant of the notebook's, sent with the answer that uses it
+
+
+def train_resumable_with_constants(model, optimizer, dataset, epochs, snapshot_path):
+    start = load_checkpoint(snapshot_path, model, optimizer) if os.path.exists(snapshot_path) else 0
+    net = DDP(model)
+    sampler = DistributedSampler(dataset, seed=0)
+    for epoch in range(start, epochs):
+        sampler.set_epoch(epoch)
+        for x, y in DataLoader(dataset, batch_size=BATCH, sampler=sampler):
+            optimizer.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            optimizer.step()
+        save_checkpoint(model, optimizer, epoch + 1, snapshot_path)
+
+
 def train_never_resumes(model, optimizer, dataset, epochs, snapshot_path):
     ddp = DDP(model)
     sampler = DistributedSampler(dataset, shuffle=True, seed=0)
@@ -462,6 +530,7 @@ def train_relative_epoch(model, optimizer, dataset, epochs, snapshot_path):
 
 def test_resume_right_answer_passes():
     _passes(checks.ex5, (train_resumable, save_checkpoint, load_checkpoint))
+    _passes(checks.ex5, (train_resumable_with_constants, save_checkpoint, load_checkpoint))
 
 
 @pytest.mark.parametrize("answer, words", [

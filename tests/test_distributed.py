@@ -74,6 +74,34 @@ def test_a_rank_that_dies_during_its_job_is_reported_not_retried():
     assert pool.starts == starts  # the job ran once: a death inside the job is the answer's
 
 
+SHARE = 0.5
+DEVICE = torch.device("cpu")
+DATA = TensorDataset(torch.zeros(2, 1))  # an object that cannot travel as source
+
+
+def _halve(t):
+    return t * SHARE
+
+
+def _uses_the_namespace(rank, world_size):
+    from_np = os.path.join("a", "b")
+    return _halve(torch.ones(2, device=DEVICE)).sum().item(), nn.Linear(1, 1).in_features, from_np
+
+
+def _uses_an_object(rank, world_size):
+    return len(DATA)
+
+
+def test_what_a_function_uses_from_its_namespace_travels_with_it():
+    """The imports, helper functions and constants a sent function names go into the file with it."""
+    text = distributed.module_source(_uses_the_namespace)[len(distributed.HEADER):]
+    assert "def _halve(t):" in text and "SHARE = 0.5" in text and "DEVICE = torch.device('cpu')" in text
+    assert "import pytest" not in text and "DATA" not in text  # only what the code names; objects stay
+    assert distributed.run(_uses_the_namespace) == [(1.0, 1, "a/b")] * 2
+    with pytest.raises(distributed.LaunchError, match="NameError: name 'DATA' is not defined"):
+        distributed.run(_uses_an_object)
+
+
 def test_only_functions_with_source_can_be_sent():
     with pytest.raises(TypeError, match="only functions and classes defined"):
         distributed.module_source(len)

@@ -70,8 +70,9 @@ def _source_of(answer, name: str):
 
 def _run(answers: Sequence, entry: str, args=(), *, kwargs=None, timeout: float | None = None, nproc: int = WORLD):
     timeout = config.collective_timeout() if timeout is None else timeout  # see there: 30 s unless set
+    straggler = min(timeout, STRAGGLER_S)
     results = distributed.run_on_ranks(list(answers), f"{_MODULE}:{entry}", args, nproc=nproc, timeout=timeout,
-                                       kwargs=kwargs)
+                                       kwargs=kwargs, straggler_s=straggler)
     for r in results:
         if r.status == "error" and r.error.startswith("NotImplementedError"):
             raise NotAttempted()
@@ -87,14 +88,36 @@ def _run(answers: Sequence, entry: str, args=(), *, kwargs=None, timeout: float 
     stuck = ("connection", "timeout", "timed out", "closed")  # gloo's words for a peer that is gone or late
     own = [r for r in bad if r.status == "error" and not any(w in r.error.lower() for w in stuck)]
     if own:  # a rank's own error comes first: the others then only waited for it
-        raise Mismatch(f"on rank {own[0].rank}, your code raised {own[0].error}".rstrip(".") + ".")
-    if any(r.status in ("hung", "died") or any(w in r.error.lower() for w in stuck) for r in bad):
-        died = [r.rank for r in results if r.status == "died"]
-        if died:
-            raise Mismatch(f"rank {died[0]} ended in the middle of the job ({bad[0].error}): {_HANG}")
-        raise Mismatch(f"no rank finished within {timeout:g} s, so {_HANG}")
-    first = bad[0]
-    raise Mismatch(f"on rank {first.rank}, your code raised {first.error}".rstrip(".") + ".")
+        raise Mismatch(_raised(own[0]))
+    died = [r.rank for r in results if r.status == "died"]
+    if died:
+        raise Mismatch(f"the process of rank {died[0]} ended in the middle of the job (it exited, crashed or was "
+                       "killed) while the other ranks waited for it in a collective: never end a process inside "
+                       "the function (exit(), os._exit()); return from it, on every rank.")
+    returned = [r.rank for r in results if r.status == "ok"]
+    if returned:
+        waiting = bad[0].rank
+        raise Mismatch(f"rank {returned[0]} had returned, and rank {waiting} was still inside a collective "
+                       f"{straggler:g} s later: {_HANG}")
+    raise Mismatch(f"no rank finished within {timeout:g} s, so {_HANG}")
+
+
+STRAGGLER_S = 5.0  # how long the other ranks may go on after one returned, before they count as stuck
+
+
+def _raised(r) -> str:
+    """What rank ``r``'s own error says, with the cause named for the errors that have one."""
+    text = f"on rank {r.rank}, your code raised {r.error}".rstrip(". :") + "."
+    if r.error.startswith("SystemExit"):
+        return (f"on rank {r.rank}, your code called exit() (SystemExit): return from the function instead; a "
+                "rank that leaves makes the others wait for it.")
+    if r.error.startswith("NameError"):
+        name = r.error.split("'")[1] if r.error.count("'") >= 2 else "a name"
+        return (f"{text} The worker processes get your functions' source code, with what they use from the "
+                "notebook when it can travel as code (imports, other functions, plain constants), but not "
+                f"other objects (tensors, models, data sets): create {name} inside the function, or import it "
+                "there.")
+    return text
 
 
 # --------------------------------------------------------------- 1: all-reduce by hand
