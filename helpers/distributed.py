@@ -110,8 +110,16 @@ def module_source(*objects: Any) -> str:
     return "\n\n".join(parts)
 
 
-_HEADER_NAMES = ("math", "os", "time", "torch", "dist", "F", "nn", "DDP", "DataLoader", "TensorDataset",
-                 "DistributedSampler")
+def _bound_names(source: str) -> tuple[str, ...]:
+    """The names that the import statements of ``source`` bind (``import a.b`` binds ``a``)."""
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names += [a.asname or a.name.split(".")[0] for a in node.names]
+    return tuple(names)
+
+
+_HEADER_NAMES = _bound_names(HEADER)  # what every sent file has already: its functions may use these
 
 
 def _global_names(code: types.CodeType) -> list[str]:
@@ -146,7 +154,7 @@ def _dependencies(obj: Any, sent: set[str]) -> list[str]:
     space = getattr(obj, "__globals__", None)
     if isinstance(obj, type):  # a class: the globals of its methods
         funcs = [v for v in vars(obj).values() if isinstance(v, types.FunctionType)]
-        code, space = None, funcs[0].__globals__ if funcs else None
+        space = funcs[0].__globals__ if funcs else None
         names = [n for f in funcs for n in _global_names(f.__code__)] + [b.__name__ for b in obj.__bases__]
     else:
         names = _global_names(code) if code is not None else []

@@ -107,10 +107,10 @@ STRAGGLER_S = 5.0  # how long the other ranks may go on after one returned, befo
 
 def _raised(r) -> str:
     """What rank ``r``'s own error says, with the cause named for the errors that have one."""
-    text = f"on rank {r.rank}, your code raised {r.error}".rstrip(". :") + "."
     if r.error.startswith("SystemExit"):
         return (f"on rank {r.rank}, your code called exit() (SystemExit): return from the function instead; a "
                 "rank that leaves makes the others wait for it.")
+    text = f"on rank {r.rank}, your code raised {r.error}".rstrip(". :") + "."
     if r.error.startswith("NameError"):
         name = r.error.split("'")[1] if r.error.count("'") >= 2 else "a name"
         return (f"{text} The worker processes get your functions' source code, with what they use from the "
