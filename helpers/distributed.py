@@ -10,7 +10,7 @@ every process imports. Two ways to run that file:
   ``gloo`` on the CPU and ``nccl`` with one GPU per rank when CUDA is there. It costs a few
   seconds per launch, as torchrun does anywhere.
 * :class:`Pool` keeps ``N`` worker processes alive and runs one job after another on them, each
-  job in a fresh process group on a fresh store: the instant checks use it, so that a check
+  job in a fresh process group, under its own prefix of the pool's store: the instant checks use it, so that a check
   takes a fraction of a second instead of a launch.
 
 Every process group is made with a timeout, and every run has a deadline: a collective that
@@ -252,6 +252,7 @@ class Pool:
         self.replies: list = []  # per rank: the pipe we read answers from
         self.ready: dict[int, int] = {}  # rank -> pid, for the ranks that said they have started
         self.folder = Path(tempfile.mkdtemp(prefix="course-ddp-"))
+        self.store = None  # the jobs' TCPStore, made by the first job of each start
         self.starts = 0
 
     def alive(self) -> bool:
@@ -288,7 +289,7 @@ class Pool:
                 f.close()
             except OSError:
                 pass
-        self.proc, self.jobs, self.replies, self.ready = None, [], [], {}
+        self.proc, self.jobs, self.replies, self.ready, self.store = None, [], [], {}, None
 
     def run(self, source: str, entry: str, args: Sequence = (), *, timeout: float = 20.0,
             kwargs: dict | None = None, straggler_s: float | None = None) -> list[RankResult]:
@@ -320,9 +321,12 @@ class Pool:
         job.mkdir()
         (job / "answer.py").write_text(source)
         torch.save(list(args), job / "args.pt")
-        # The store lives here, on a port the OS picks: parallel notebooks never collide.
-        store = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False, timeout=_td(timeout))
-        request = {"job": str(job), "entry": entry, "port": store.port, "world_size": self.nproc,
+        if self.store is None:
+            # The store lives here, on a port the OS picks: parallel notebooks never collide. It lasts as
+            # long as the workers, and each job uses its own keys in it (a prefix), so the workers connect
+            # once: a new TCPStore client waits 5 s for its connection now and then (1 in 15 here).
+            self.store = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False, timeout=_td(timeout))
+        request = {"job": str(job), "entry": entry, "port": self.store.port, "world_size": self.nproc,
                    "timeout": timeout, "kwargs": kwargs or {}}
         for rank, pipe in enumerate(self.jobs):
             try:
@@ -333,7 +337,6 @@ class Pool:
         results = self._collect(job, timeout + 10, straggler_s)
         if any(r.status in ("died", "hung") for r in results):
             self.close()  # a worker is gone or stuck in a collective: start afresh next time
-        del store
         shutil.rmtree(job, ignore_errors=True)  # the results are read: nothing of the job is left in /tmp
         return results
 

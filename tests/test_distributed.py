@@ -74,6 +74,28 @@ def test_a_rank_that_dies_during_its_job_is_reported_not_retried():
     assert pool.starts == starts  # the job ran once: a death inside the job is the answer's
 
 
+def marks_the_store(rank, world_size):
+    store = dist.distributed_c10d._get_default_store()
+    found = store.check(["mark"])  # an earlier job's key, seen by this job?
+    dist.barrier()
+    if rank == 0:
+        store.set("mark", "1")
+    dist.barrier()
+    return found
+
+
+def test_jobs_share_the_pools_store_connection_but_not_their_keys():
+    """The workers connect to the pool's store once (a new client sometimes waits 5 s to connect); each job
+    has its own keys in it, so nothing one job wrote is read by the next."""
+    pool = distributed.pool(2)
+    distributed.run(ranks_and_sum, 0)
+    store, starts = pool.store, pool.starts
+    for k in range(3):
+        assert distributed.run(marks_the_store) == [False, False]
+        assert distributed.run(ranks_and_sum, k) == [(0, 2, 2.0 * k + 1), (1, 2, 2.0 * k + 1)]
+    assert pool.store is store and pool.starts == starts
+
+
 SHARE = 0.5
 DEVICE = torch.device("cpu")
 DATA = TensorDataset(torch.zeros(2, 1))  # an object that cannot travel as source
