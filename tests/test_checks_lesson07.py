@@ -235,12 +235,74 @@ def shards_random_each_call(n, world_size, epoch):
     return [perm[r::world_size] for r in range(world_size)]
 
 
+def epoch_shards_by_hand(n, world_size, epoch):
+    """DistributedSampler's algorithm written out: one permutation from seed + epoch, padded, then strided."""
+    g = torch.Generator()
+    g.manual_seed(0 + epoch)
+    order = torch.randperm(n, generator=g).tolist()
+    size = -(-n // world_size) * world_size
+    order += order[: size - n]
+    return [order[r:size:world_size] for r in range(world_size)]
+
+
+def _sampler_shards(n, world_size, epoch, *, seed=0, ranks=None, replicas=True):
+    out = []
+    for r in ranks or range(world_size):
+        s = (DistributedSampler(range(n), num_replicas=world_size, rank=r, seed=seed) if replicas
+             else DistributedSampler(range(n), rank=r, seed=seed))
+        s.set_epoch(epoch)
+        out.append(list(s))
+    return out
+
+
+def shards_set_epoch_plus_one(n, world_size, epoch):
+    return _sampler_shards(n, world_size, epoch + 1)
+
+
+def shards_another_seed(n, world_size, epoch):
+    return _sampler_shards(n, world_size, epoch, seed=42)
+
+
+def shards_seed_per_rank(n, world_size, epoch):
+    return [_sampler_shards(n, world_size, epoch, seed=r)[r] for r in range(world_size)]
+
+
+def shards_same_rank_everywhere(n, world_size, epoch):
+    return _sampler_shards(n, world_size, epoch, ranks=[0] * world_size)
+
+
+def shards_without_num_replicas(n, world_size, epoch):
+    return _sampler_shards(n, world_size, epoch, replicas=False)
+
+
+def shards_contiguous(n, world_size, epoch):
+    """Equal, covering, changing with the epoch, but not the sampler's: contiguous blocks of its order."""
+    strided = epoch_shards_by_hand(n, world_size, epoch)
+    order = [strided[k % world_size][k // world_size] for k in range(world_size * len(strided[0]))]
+    per = len(strided[0])
+    return [order[r * per:(r + 1) * per] for r in range(world_size)]
+
+
 def test_shards_right_answers_pass():
     _passes(checks.ex2, epoch_shards)
     _passes(checks.ex2, epoch_shards_tensors)
+    _passes(checks.ex2, epoch_shards_by_hand)
+
+
+def test_shards_hidden_cases_compare_with_the_reference_of_the_hidden_test():
+    cases = [(13, 4, 2), (7, 2, 9), (5, 5, 0)]
+    checks.ex2.grade(epoch_shards_by_hand, cases=cases, reference=epoch_shards)
+    with pytest.raises(AssertionError, match="epoch 3, not of epoch 2"):
+        checks.ex2.grade(shards_set_epoch_plus_one, cases=cases, reference=epoch_shards)
 
 
 @pytest.mark.parametrize("answer, words", [
+    (shards_set_epoch_plus_one, ["shards of epoch 1, not of epoch 0", "set_epoch(epoch + 1)"]),
+    (shards_another_seed, ["not the ones DistributedSampler gives", "seed=0"]),
+    (shards_contiguous, ["not the ones DistributedSampler gives"]),
+    (shards_seed_per_rank, ["same seed on every rank"]),
+    (shards_same_rank_everywhere, ["same shard", "rank="]),
+    (shards_without_num_replicas, ["none in this one process", "num_replicas=world_size"]),
     (shards_no_set_epoch, ["set_epoch"]),
     (shards_unshuffled, ["not shuffled"]),
     (shards_drop_last, ["never used", "drop_last"]),

@@ -242,11 +242,29 @@ def _shards(fn, n, world_size, epoch):
     return [_as_indices(s, f"the shard of rank {r}") for r, s in enumerate(got)]
 
 
-def _judge_shards(fn, case):
+def _observe_shards(fn, case):
+    """The right answer's shards in the case's epoch, and in the epochs next to it (for naming an off-by-one
+    set_epoch)."""
     n, world_size, epoch = case
-    shards = _shards(fn, n, world_size, epoch)
+    return {"shards": _shards(fn, n, world_size, epoch), "next": _shards(fn, n, world_size, epoch + 1),
+            "previous": _shards(fn, n, world_size, epoch - 1) if epoch > 0 else None}
+
+
+def _judge_shards(fn, case, expected):
+    n, world_size, epoch = case
+    try:
+        shards = _shards(fn, n, world_size, epoch)
+    except Mismatch as err:
+        if "process group has not been initialized" not in str(err):
+            raise
+        raise Mismatch("the sampler (or dist.get_rank / get_world_size) looked for a process group, and there is "
+                       "none in this one process: give each rank's sampler num_replicas=world_size and rank=r, so "
+                       "it needs none.") from None
     per_rank = math.ceil(n / world_size)
     sizes = [len(s) for s in shards]
+    if world_size > 1 and n > per_rank and all(s == shards[0] for s in shards):
+        raise Mismatch("every rank got the same shard: give each rank's sampler its own rank= (0, 1, ...), so "
+                       "that the ranks read different parts.")
     if all(size == n for size in sizes) and n > per_rank:
         raise Mismatch("every rank got the whole data set: tell the sampler how many replicas there are and "
                        "which one this is, so each rank gets its own part.")
@@ -261,7 +279,8 @@ def _judge_shards(fn, case):
         raise Mismatch(f"an index is outside 0..{n - 1}.")
     if set(flat) != set(range(n)):
         raise Mismatch(f"{n - len(set(flat))} examples are in no shard: together the shards must cover the data "
-                       "set.")
+                       "set (the ranks' samplers must shuffle alike: the same seed on every rank, each its own "
+                       "rank=).")
     if len(flat) - len(set(flat)) != world_size * per_rank - n:
         raise Mismatch("the shards overlap: an example appears on two ranks (only the padding may repeat).")
     in_order = list(range(n)) + list(range(world_size * per_rank - n))  # no shuffle: 0, 1, 2, ... then padding
@@ -275,10 +294,18 @@ def _judge_shards(fn, case):
     if _shards(fn, n, world_size, epoch + 1) == shards:
         raise Mismatch(f"epoch {epoch + 1} has the same order as epoch {epoch}: give the sampler "
                        "the epoch (set_epoch) before reading the indices, or every epoch repeats the same order.")
+    if shards != expected["shards"]:
+        for name, offset in (("next", "+ 1"), ("previous", "- 1")):
+            if expected[name] is not None and shards == expected[name]:
+                raise Mismatch(f"these are the shards of epoch {epoch + 1 if name == 'next' else epoch - 1}, not "
+                               f"of epoch {epoch}: call set_epoch(epoch), not set_epoch(epoch {offset}).")
+        raise Mismatch(f"the shards are equal, cover the data and change with the epoch, but they are not the ones "
+                       f"DistributedSampler gives in epoch {epoch}: use DistributedSampler with shuffle=True and "
+                       "seed=0 (another seed, or a shuffle of your own, gives another order), and set_epoch(epoch).")
 
 
 ex2 = Exercise(
-    2, "epoch_shards", points=2, judge=_judge_shards, cases=lambda: [(12, 2, 0), (10, 3, 4)],
+    2, "epoch_shards", points=2, judge=_judge_shards, observe=_observe_shards, cases=lambda: [(12, 2, 0), (10, 3, 4)],
     hints=[
         "A DistributedSampler gives each rank its own part of the indices. It does not need a process group "
         "when you tell it the world size and the rank, so one process can look at every rank's part.",
