@@ -10,8 +10,8 @@ every process imports. Two ways to run that file:
   ``gloo`` on the CPU and ``nccl`` with one GPU per rank when CUDA is there. It costs a few
   seconds per launch, as torchrun does anywhere.
 * :class:`Pool` keeps ``N`` worker processes alive and runs one job after another on them, each
-  job in a fresh process group, under its own prefix of the pool's store: the instant checks use it, so that a check
-  takes a fraction of a second instead of a launch.
+  job in a fresh process group, under its own prefix of the pool's store: the instant checks use
+  it, so that a check takes a fraction of a second instead of a launch.
 
 Every process group is made with a timeout, and every run has a deadline: a collective that
 hangs (a ``barrier()`` inside ``if rank == 0``) ends with an error after seconds, and the
