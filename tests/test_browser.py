@@ -117,6 +117,27 @@ HEIGHTS = f"""() => {{
     }});
     return out;
 }}"""
+# Per slide, as presented: each code cell, output, plot or table that is clipped (its text scrolls
+# inside it: the end of a long line is hidden) or reaches past the slide's right edge.
+WIDE = f"""() => {{
+    const R = {REVEAL}, out = [];
+    R.getHorizontalSlides().forEach((h, i) => {{
+        const leaves = h.classList.contains('stack') ? Array.from(h.querySelectorAll(':scope > section')) : [h];
+        leaves.forEach((s, j) => {{
+            R.slide(i, j);
+            const box = s.getBoundingClientRect(), scale = R.getScale(), width = R.getConfig().width;
+            s.querySelectorAll('pre, img, table, .jp-OutputArea-output').forEach(e => {{
+                const right = (e.getBoundingClientRect().right - box.left) / scale;
+                if (e.scrollWidth > e.clientWidth + 1 || right > width + 1) {{
+                    const line = (e.innerText || '').split('\\n').reduce((a, b) => a.length >= b.length ? a : b, '');
+                    out.push([i, j, e.tagName, e.scrollWidth, e.clientWidth, Math.round(right), width,
+                              line.slice(0, 60)]);
+                }}
+            }});
+        }});
+    }});
+    return out;
+}}"""
 
 
 def open_deck(instance, path: Path, traffic: Traffic):
@@ -170,6 +191,9 @@ def test_deck_presents_offline(lesson, deck_dir):
         assert page.evaluate(WALK) == expected  # every slide once, so everything it loads is loaded
         tall = [s for s in page.evaluate(HEIGHTS) if s[2] > s[3]]
         assert not tall, f"{deck.name}: slides higher than the deck (h, v, height, deck height, text): {tall}"
+        wide = page.evaluate(WIDE)
+        assert not wide, (f"{deck.name}: code or output cut off at the right, or past the slide's edge "
+                          f"(h, v, element, content width, shown width, right edge, deck width, longest line): {wide}")
         page.evaluate(f"{REVEAL}.slide(0, 0)")
         page.wait_for_timeout(500)  # MathJax typesets after the slide change
         page.screenshot(path=artifact(f"slides-{lesson}.png"))

@@ -242,6 +242,9 @@ def _exporter() -> SlidesExporter:
     exporter.reveal_theme = THEME
     exporter.reveal_transition = "slide"
     exporter.reveal_number = "c/t"
+    # A 16:9 deck in the units of a 1280x720 screen (reveal.js scales it to any other): 960x700,
+    # nbconvert's default, leaves a code cell about 72 characters, and most lines of code are longer.
+    exporter.reveal_width, exporter.reveal_height = "1280", "720"
     remove = TagRemovePreprocessor(remove_input_tags={OUTPUT_ONLY_TAG})
     exporter.register_preprocessor(remove, enabled=True)
     exporter.reveal_scroll = False  # no slide scrolls: long material is split, a tall cell shrunk (the template)
