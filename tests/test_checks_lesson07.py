@@ -146,11 +146,62 @@ def rank_one_calls_exit(model):
         p.grad /= dist.get_world_size()
 
 
+def averages_the_weights(model):
+    for p in model.parameters():
+        dist.all_reduce(p.data)
+        p.data /= dist.get_world_size()
+
+
+def divides_without_combining(model):
+    for p in model.parameters():
+        p.grad /= dist.get_world_size()
+
+
+def max_of_the_gradients(model):
+    for p in model.parameters():
+        dist.all_reduce(p.grad, op=dist.ReduceOp.MAX)
+
+
+def reduces_a_copy(model):
+    for p in model.parameters():
+        g = p.grad.clone()
+        dist.all_reduce(g)
+        g /= dist.get_world_size()
+
+
+def returns_the_averages(model):
+    out = []
+    for p in model.parameters():
+        g = p.grad.clone()
+        dist.all_reduce(g)
+        out.append(g / dist.get_world_size())
+    return out
+
+
+def zeroes_the_gradients(model):
+    for p in model.parameters():
+        p.grad.zero_()
+
+
+def first_parameter_only(model):
+    p = next(model.parameters())
+    dist.all_reduce(p.grad)
+    p.grad /= dist.get_world_size()
+
+
+def average_gradients_all_gather(model):  # gather every rank's gradient, then rebind .grad to their mean
+    for p in model.parameters():
+        parts = [torch.zeros_like(p.grad) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, p.grad)
+        p.grad = torch.stack(parts).mean(0)
+
+
 def test_allreduce_right_answers_pass():
     _passes(checks.ex1, average_gradients)
     _passes(checks.ex1, average_gradients_avg_op)
     _passes(checks.ex1, average_gradients_env)
     _passes(checks.ex1, average_gradients_numpy)
+    _passes(checks.ex1, average_gradients_all_gather)
 
 
 @pytest.mark.parametrize("answer, words", [
@@ -165,6 +216,14 @@ def test_allreduce_right_answers_pass():
     (divides_by_a_notebook_tensor, ["NameError", "WORLD_AS_TENSOR", "tensors", "inside the function"]),
     (divided_by_two, ["on 3 processes", "divided by 2", "dist.get_world_size()"]),
     (rebinds_the_judge, ["TamperError", "helpers.checks.lesson07._grads"]),
+    # what the answer's collectives were given, and what the gradients became, name the mistake
+    (averages_the_weights, ["given the weights", "p.grad"]),
+    (divides_without_combining, ["without combining"]),
+    (max_of_the_gradients, ["maximum", "ReduceOp.SUM"]),
+    (reduces_a_copy, ["copies", "in place"]),
+    (returns_the_averages, ["returned a list", "in place"]),
+    (zeroes_the_gradients, ["zero"]),
+    (first_parameter_only, ["1 of the model's 4 parameters has", "every parameter"]),
 ])
 def test_allreduce_wrong_answers_are_named(answer, words):
     _fails(checks.ex1, answer, *words)
@@ -283,8 +342,26 @@ def shards_contiguous(n, world_size, epoch):
     return [order[r * per:(r + 1) * per] for r in range(world_size)]
 
 
+def epoch_shards_as_rows(n, world_size, epoch):  # one row per rank: a 2-D tensor, or a NumPy array
+    return torch.tensor(epoch_shards(n, world_size, epoch))
+
+
+def epoch_shards_as_array(n, world_size, epoch):
+    return np.array(epoch_shards(n, world_size, epoch))
+
+
+def shards_by_rank_in_a_dict(n, world_size, epoch):
+    return dict(enumerate(epoch_shards(n, world_size, epoch)))
+
+
+def shards_of_rank_zero(n, world_size, epoch):
+    return epoch_shards(n, world_size, epoch)[0]
+
+
 def test_shards_right_answers_pass():
     _passes(checks.ex2, epoch_shards)
+    _passes(checks.ex2, epoch_shards_as_rows)
+    _passes(checks.ex2, epoch_shards_as_array)
     _passes(checks.ex2, epoch_shards_tensors)
     _passes(checks.ex2, epoch_shards_by_hand)
 
@@ -308,6 +385,8 @@ def test_shards_hidden_cases_compare_with_the_reference_of_the_hidden_test():
     (shards_drop_last, ["never used", "drop_last"]),
     (shards_everything, ["whole data set"]),
     (shards_random_each_call, ["same epoch"]),
+    (shards_by_rank_in_a_dict, ["returned a dict", "one list of indices per rank"]),
+    (shards_of_rank_zero, ["one flat list of 6 indices", "one list per rank"]),
 ])
 def test_shards_wrong_answers_are_named(answer, words):
     _fails(checks.ex2, answer, *words)
@@ -392,6 +471,39 @@ def step_split_in_two(model, images, labels, lr):  # written for the lesson's tw
     opt.step()
 
 
+def _shard_step(model, images, labels, *, optimizer=torch.optim.SGD, loss=F.cross_entropy, scale=1.0, **settings):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    ddp = DDP(model)
+    opt = optimizer(ddp.parameters(), **settings)
+    opt.zero_grad()
+    (loss(ddp(images.chunk(world)[rank]), labels.chunk(world)[rank]) * scale).backward()
+    opt.step()
+
+
+def step_loss_over_world(model, images, labels, lr):  # divides what DDP already averages
+    _shard_step(model, images, labels, lr=lr, scale=1 / dist.get_world_size())
+
+
+def step_lr_times_world(model, images, labels, lr):
+    _shard_step(model, images, labels, lr=lr * dist.get_world_size())
+
+
+def step_adam(model, images, labels, lr):
+    _shard_step(model, images, labels, optimizer=torch.optim.Adam, lr=lr)
+
+
+def step_weight_decay(model, images, labels, lr):
+    _shard_step(model, images, labels, lr=lr, weight_decay=0.01)
+
+
+def step_nll_on_logits(model, images, labels, lr):
+    _shard_step(model, images, labels, loss=F.nll_loss, lr=lr)
+
+
+def step_mse_one_hot(model, images, labels, lr):
+    _shard_step(model, images, labels, loss=lambda out, y: F.mse_loss(out, F.one_hot(y, 3).float()), lr=lr)
+
+
 def test_ddp_step_right_answers_pass():
     _passes(checks.ex3, ddp_step)
     _passes(checks.ex3, ddp_step_strided)
@@ -405,6 +517,12 @@ def test_ddp_step_right_answers_pass():
     (step_same_shard, ["disjoint"]),
     (step_no_step, ["did not change"]),
     (step_split_in_two, ["on 3 processes", "on rank 2", "IndexError", "dist.get_world_size()"]),
+    (step_loss_over_world, ["2 times too small", "Don't divide the loss by the world size"]),
+    (step_lr_times_world, ["learning rate was 1", "not the lr given (0.5)"]),
+    (step_adam, ["taken by Adam", "torch.optim.SGD"]),
+    (step_weight_decay, ["weight_decay"]),
+    (step_nll_on_logits, ["nll_loss on the logits", "F.cross_entropy"]),
+    (step_mse_one_hot, ["mse_loss", "F.cross_entropy"]),
 ])
 def test_ddp_step_wrong_answers_are_named(answer, words):
     _fails(checks.ex3, answer, *words)
@@ -507,8 +625,26 @@ def load_model_only(path, model, optimizer):
     return ckpt["epoch"]
 
 
+def load_on_rank_zero_and_broadcast(path, model, optimizer):  # one read of the file, sent to the others
+    state = [torch.load(path, map_location="cpu") if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(state, src=0)
+    model.load_state_dict(state[0]["model"])
+    optimizer.load_state_dict(state[0]["optimizer"])
+    return state[0]["epoch"]
+
+
+def load_on_rank_zero_only(path, model, optimizer):
+    if dist.get_rank() == 0:
+        ckpt = torch.load(path, map_location="cpu")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        return ckpt["epoch"]
+    return None
+
+
 def test_checkpoint_right_answers_pass():
     _passes(checks.ex4, (save_checkpoint, load_checkpoint))
+    _passes(checks.ex4, (save_checkpoint, load_on_rank_zero_and_broadcast))
     _passes(checks.ex4, (save_checkpoint, load_checkpoint_device))
     _passes(checks.ex4, (save_checkpoint_env, load_checkpoint))
 
@@ -520,6 +656,7 @@ def test_checkpoint_right_answers_pass():
     ((save_whole_objects, load_checkpoint), ["state_dict"]),
     ((save_checkpoint, load_no_map_location), ["map_location"]),
     ((save_checkpoint, load_model_only), ["momentum"]),
+    ((save_checkpoint, load_on_rank_zero_only), ["on rank 1 the model was not restored", "every rank must load"]),
     # it saves no weights, loads none, and makes torch.allclose agree with anything in the worker, where the
     # check compares the loaded weights: put back, TamperError
     ((save_epoch_and_patch_torch, load_epoch_only), ["TamperError", "torch.allclose"]),
@@ -590,15 +727,99 @@ def train_relative_epoch(model, optimizer, dataset, epochs, snapshot_path):
         save_checkpoint(model, optimizer, start + i + 1, snapshot_path)
 
 
+def _train(model, optimizer, dataset, epochs, snapshot_path, *, resume_after=0, number_from=1, ddp=True,
+           batch_size=4, shuffle=True, seed=0, steps=1, loss=F.cross_entropy, sampler=True):
+    """The reference loop with one thing changed: how snapshots are numbered and resumed, DDP, the sampler,
+    the batch size, the loss, the steps per batch."""
+    start = load_checkpoint(snapshot_path, model, optimizer) + resume_after if os.path.exists(snapshot_path) else 0
+    net = DDP(model) if ddp else model
+    order = DistributedSampler(dataset, shuffle=shuffle, seed=seed) if sampler else None
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=order, shuffle=None if sampler else True)
+    for epoch in range(start, epochs):
+        if order is not None:
+            order.set_epoch(epoch)
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss(net(x), y).backward()
+            for _ in range(steps):
+                optimizer.step()
+        save_checkpoint(model, optimizer, epoch + number_from, snapshot_path)
+
+
+def train_numbers_snapshots_by_index(model, optimizer, dataset, epochs, snapshot_path):  # consistent: passes
+    _train(model, optimizer, dataset, epochs, snapshot_path, resume_after=1, number_from=0)
+
+
+def train_by_index_resumes_at_it(model, optimizer, dataset, epochs, snapshot_path):  # runs an epoch twice
+    _train(model, optimizer, dataset, epochs, snapshot_path, resume_after=0, number_from=0)
+
+
+def train_skips_an_epoch(model, optimizer, dataset, epochs, snapshot_path):
+    _train(model, optimizer, dataset, epochs, snapshot_path, resume_after=1)
+
+
+def train_without_ddp(model, optimizer, dataset, epochs, snapshot_path):
+    _train(model, optimizer, dataset, epochs, snapshot_path, ddp=False)
+
+
+def train_without_sampler(model, optimizer, dataset, epochs, snapshot_path):
+    _train(model, optimizer, dataset, epochs, snapshot_path, sampler=False)
+
+
+def train_batches_of_8(model, optimizer, dataset, epochs, snapshot_path):
+    _train(model, optimizer, dataset, epochs, snapshot_path, batch_size=8)
+
+
+def train_unshuffled(model, optimizer, dataset, epochs, snapshot_path):
+    _train(model, optimizer, dataset, epochs, snapshot_path, shuffle=False)
+
+
+def train_two_steps_a_batch(model, optimizer, dataset, epochs, snapshot_path):
+    _train(model, optimizer, dataset, epochs, snapshot_path, steps=2)
+
+
+def train_nll_on_logits(model, optimizer, dataset, epochs, snapshot_path):
+    _train(model, optimizer, dataset, epochs, snapshot_path, loss=F.nll_loss)
+
+
+def train_only_snapshots(model, optimizer, dataset, epochs, snapshot_path):  # resumes perfectly, trains nothing
+    # (the barrier stands in for DDP's start, which keeps rank 0 from writing a snapshot before rank 1 looked)
+    start = load_checkpoint(snapshot_path, model, optimizer) if os.path.exists(snapshot_path) else 0
+    dist.barrier()
+    sampler = DistributedSampler(dataset, shuffle=True, seed=0)
+    for epoch in range(start, epochs):
+        sampler.set_epoch(epoch)
+        save_checkpoint(model, optimizer, epoch + 1, snapshot_path)
+
+
 def test_resume_right_answer_passes():
     _passes(checks.ex5, (train_resumable, save_checkpoint, load_checkpoint))
     _passes(checks.ex5, (train_resumable_with_constants, save_checkpoint, load_checkpoint))
+    _passes(checks.ex5, (train_numbers_snapshots_by_index, save_checkpoint_env, load_on_rank_zero_and_broadcast))
+
+
+def test_resume_hidden_cases_compare_with_the_reference_of_the_hidden_test():
+    cases = [(708, 3, 1)]
+    checks.ex5.grade((train_numbers_snapshots_by_index, save_checkpoint, load_checkpoint), cases=cases,
+                     reference=(train_resumable, save_checkpoint, load_checkpoint))
+    with pytest.raises(AssertionError, match="other weights than the lesson's recipe"):
+        checks.ex5.grade((train_nll_on_logits, save_checkpoint, load_checkpoint), cases=cases,
+                         reference=(train_resumable, save_checkpoint, load_checkpoint))
 
 
 @pytest.mark.parametrize("answer, words", [
     ((train_never_resumes, save_checkpoint, load_checkpoint), ["started again at epoch 0"]),
     ((train_relative_epoch, save_checkpoint, load_checkpoint), ["set_epoch was called with"]),
     ((train_resumable, save_checkpoint, load_model_only), ["other weights"]),
+    ((train_by_index_resumes_at_it, save_checkpoint, load_checkpoint), ["called with [1, 2], not [2]"]),
+    ((train_skips_an_epoch, save_checkpoint, load_checkpoint), ["called with [], not [2]"]),
+    ((train_without_ddp, save_checkpoint, load_checkpoint), ["different weights", "DDP(model)"]),
+    ((train_without_sampler, save_checkpoint, load_checkpoint), ["no DistributedSampler"]),
+    ((train_batches_of_8, save_checkpoint, load_checkpoint), ["batches of [8]", "batch_size=4"]),
+    ((train_unshuffled, save_checkpoint, load_checkpoint), ["shuffle=False", "shuffle=True, seed=0"]),
+    ((train_two_steps_a_batch, save_checkpoint, load_checkpoint), ["12 optimizer steps for 6 batches"]),
+    ((train_nll_on_logits, save_checkpoint, load_checkpoint), ["other weights than the lesson's recipe"]),
+    ((train_only_snapshots, save_checkpoint, load_checkpoint), ["left the weights as they were"]),
 ])
 def test_resume_wrong_answers_are_named(answer, words):
     _fails(checks.ex5, answer, *words)

@@ -123,6 +123,44 @@ def _raised(r) -> str:
 # --------------------------------------------------------------- 1: all-reduce by hand
 
 
+_COLLECTIVES = ("all_reduce", "all_gather", "all_gather_into_tensor", "broadcast", "reduce", "reduce_scatter",
+                "all_to_all", "all_reduce_coalesced")
+
+
+def _recording_collectives(model):
+    """Patch torch.distributed's collectives to note what each call was given, as "weights" (a parameter's
+    storage), "grads" (a gradient's) or "other" (a copy, a new tensor); returns (calls, undo)."""
+    import torch.distributed as dist
+
+    calls: list[tuple[str, str]] = []
+    weights = {p.data_ptr() for p in model.parameters()}
+    grads = {p.grad.data_ptr() for p in model.parameters() if p.grad is not None}
+    originals = {name: getattr(dist, name) for name in _COLLECTIVES if hasattr(dist, name)}
+
+    def kind(t) -> str:
+        if isinstance(t, (list, tuple)):
+            kinds = {kind(u) for u in t}
+            return "weights" if "weights" in kinds else "grads" if "grads" in kinds else "other"
+        ptr = t.data_ptr() if isinstance(t, torch.Tensor) else None
+        return "weights" if ptr in weights else "grads" if ptr in grads else "other"
+
+    def recorder(name, real):
+        def call(*args, **kwargs):
+            first = args[0] if args else next(iter(kwargs.values()), None)
+            last = args[1] if name.startswith("all_gather") and len(args) > 1 else first  # what is sent
+            calls.append((name, kind(last)))
+            return real(*args, **kwargs)
+        return call
+
+    for name, real in originals.items():
+        setattr(dist, name, recorder(name, real))
+
+    def undo():
+        for name, real in originals.items():
+            setattr(dist, name, real)
+    return calls, undo
+
+
 def _worker_allreduce(answer, rank, world_size, seed, n):
     model = tiny_model(seed)
     x, y = tiny_batch(n, seed + 1)
@@ -134,9 +172,14 @@ def _worker_allreduce(answer, rank, world_size, seed, n):
     ddp = nn.parallel.DistributedDataParallel(copy.deepcopy(model))
     nn.functional.cross_entropy(ddp(xs), ys).backward()
     reference = _grads(ddp.module)  # DDP's gradients, taken before the answer runs: it cannot change them
-    answer.average_gradients(mine)
+    calls, undo = _recording_collectives(mine)
+    try:
+        returned = answer.average_gradients(mine)
+    finally:
+        undo()
     return {"mine": _grads(mine), "local": local, "ddp": reference,
-            "weights_changed": not torch.equal(before, _flat(mine))}
+            "weights_changed": not torch.equal(before, _flat(mine)), "calls": calls,
+            "returned": None if returned is None else describe(returned)}
 
 
 def _same(a: list, b: list, rtol=1e-5, atol=1e-6) -> bool:
@@ -162,6 +205,46 @@ def _on(world: int, judge):
         raise Mismatch(f"on {world} processes, {err}{advice}") from None
 
 
+def _unchanged(o: dict) -> str:
+    """Why every rank still holds its own gradient, from what the answer's collectives were given."""
+    kinds = {k for _name, k in o["calls"]}
+    if "weights" in kinds and "grads" not in kinds:
+        return ("the gradients are unchanged, and the collectives were given the weights (p or p.data): "
+                "average each parameter's gradient, p.grad, not the parameter itself.")
+    if o["returned"] is not None:
+        return (f"the gradients are unchanged: the function returned {o['returned']}, which nobody uses. "
+                "Change each p.grad in place; the optimizer reads the gradients from there.")
+    if kinds and kinds <= {"other"}:
+        return ("the gradients are unchanged: the collectives combined copies (p.grad.clone(), a new tensor), "
+                "and p.grad still holds this rank's own gradient. Reduce p.grad itself in place, or copy the "
+                "result back into it.")
+    return ("the gradients are unchanged: each rank still has only its own shard's gradient. Combine them across "
+            "the ranks with a collective.")
+
+
+def _name_partial_averages(out: list, total: list) -> None:
+    """Name the answers that average some of the way: divide without combining, MAX, only some parameters,
+    gradients zeroed."""
+    world = len(out)
+    if all(_same(o["mine"], [g / world for g in o["local"]]) for o in out):
+        raise Mismatch(f"each rank divided its own gradient by {world} without combining them first: all-reduce "
+                       "(sum) the gradients across the ranks, then divide by the world size.")
+    largest = [torch.stack([o["local"][i] for o in out]).amax(0) for i in range(len(total))]
+    if all(_same(o["mine"], largest) for o in out):
+        raise Mismatch("every rank has the element-wise maximum of the gradients (op=ReduceOp.MAX): sum them "
+                       "(ReduceOp.SUM, the default) and divide by the world size.")
+    if all(all(torch.count_nonzero(g) == 0 for g in o["mine"]) for o in out):
+        raise Mismatch("every gradient is zero after your function: average the gradients, don't reset them "
+                       "(zero_grad belongs at the start of the next step).")
+    done = [i for i in range(len(total)) if all(_same(o["mine"][i:i + 1], o["ddp"][i:i + 1]) for o in out)]
+    kept = [i for i in range(len(total)) if all(_same(o["mine"][i:i + 1], o["local"][i:i + 1]) for o in out)]
+    if done and kept and len(done) + len(kept) == len(total):
+        raise Mismatch(f"{len(done)} of the model's {len(total)} parameters {'has' if len(done) == 1 else 'have'} "
+                       f"the averaged gradient, and {len(kept)} still {'has' if len(kept) == 1 else 'have'} this "
+                       "rank's own: loop over every parameter in "
+                       "model.parameters().")
+
+
 def _judge_allreduce(fn, case):
     world = _world(case, 2)
     _on(world, lambda: _judge_allreduce_on(fn, case[0], case[1], world))
@@ -180,8 +263,8 @@ def _judge_allreduce_on(fn, seed, n, world):
     if not wrong:
         return
     if all(_same(o["mine"], o["local"]) for o in out):
-        raise Mismatch("the gradients are unchanged: each rank still has only its own shard's gradient. "
-                       "Combine them across the ranks with a collective.")
+        raise Mismatch(_unchanged(out[0]))
+    _name_partial_averages(out, total)
     if all(_same(o["mine"], total) for o in out):
         raise Mismatch(f"every rank has the sum of the {len(out)} gradients: DDP averages, so divide by the "
                        "world size.")
@@ -235,6 +318,15 @@ def _shards(fn, n, world_size, epoch):
     got = call_answer(fn, n, world_size, epoch, name="epoch_shards")
     if got is None:
         raise Mismatch("epoch_shards returned None: did you forget `return`?")
+    if isinstance(got, dict):
+        raise Mismatch(f"epoch_shards returned a dict; return a list with one list of indices per rank, in rank "
+                       f"order (shards[r] is rank r's): [shard of rank 0, ..., shard of rank {world_size - 1}].")
+    if getattr(got, "ndim", None) == 2 and hasattr(got, "tolist"):  # a tensor or array, one row per rank
+        got = got.tolist()
+    if isinstance(got, (list, tuple)) and got and all(isinstance(i, int) and not isinstance(i, bool) for i in got):
+        raise Mismatch(f"epoch_shards returned one flat list of {len(got)} indices: return one list per rank "
+                       f"({world_size} lists, shards[r] being rank r's), not a single rank's shard or all of "
+                       "them joined.")
     if not isinstance(got, (list, tuple)) or len(got) != world_size:
         size = len(got) if isinstance(got, (list, tuple)) else None
         raise Mismatch(f"epoch_shards should return one list of indices per rank ({world_size} lists), got "
@@ -270,8 +362,10 @@ def _judge_shards(fn, case, expected):
                        "which one this is, so each rank gets its own part.")
     if any(size != per_rank for size in sizes):
         if all(size == n // world_size for size in sizes):
-            raise Mismatch(f"each rank got {n // world_size} indices, so {n % world_size} examples are never "
-                           "used: keep the default drop_last=False, which pads instead.")
+            lost = n % world_size
+            lost_are = f"{lost} examples are" if lost > 1 else "1 example is"
+            raise Mismatch(f"each rank got {n // world_size} indices, so {lost_are} never used: keep the default "
+                           "drop_last=False, which pads instead.")
         raise Mismatch(f"the ranks got {sizes} indices; with {n} examples on {world_size} ranks each should get "
                        f"{per_rank} (the sampler pads by repeating a few indices so that all ranks are equal).")
     flat = [i for s in shards for i in s]
@@ -298,7 +392,8 @@ def _judge_shards(fn, case, expected):
         for name, offset in (("next", "+ 1"), ("previous", "- 1")):
             if expected[name] is not None and shards == expected[name]:
                 raise Mismatch(f"these are the shards of epoch {epoch + 1 if name == 'next' else epoch - 1}, not "
-                               f"of epoch {epoch}: call set_epoch(epoch), not set_epoch(epoch {offset}).")
+                               f"of epoch {epoch}: call set_epoch(epoch), not set_epoch(epoch {offset}), and keep "
+                               "seed=0 (the order is drawn from seed + epoch).")
         raise Mismatch(f"the shards are equal, cover the data and change with the epoch, but they are not the ones "
                        f"DistributedSampler gives in epoch {epoch}: use DistributedSampler with shuffle=True and "
                        "seed=0 (another seed, or a shuffle of your own, gives another order), and set_epoch(epoch).")
@@ -333,22 +428,71 @@ def _worker_step(answer, rank, world_size, seed, n, lr):
         wrapped.append(True)
         return original(self, *a, **k)
 
+    steps = []  # each optimizer step the answer took: (class name, lr, weight_decay)
+
+    def note_step(opt, _args, _kwargs):
+        group = opt.param_groups[0]
+        steps.append((type(opt).__name__, float(group.get("lr", float("nan"))),
+                      float(group.get("weight_decay", 0.0) or 0.0)))
+
     nn.parallel.DistributedDataParallel.forward = forward
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    hook = register_optimizer_step_pre_hook(note_step)
     try:
         answer.ddp_step(model, x, y, lr)
     finally:
         nn.parallel.DistributedDataParallel.forward = original
-    return {"weights": _flat(model), "seen": torch.cat(seen) if seen else torch.empty(0, 6), "ddp": bool(wrapped)}
+        hook.remove()
+    return {"weights": _flat(model), "seen": torch.cat(seen) if seen else torch.empty(0, 6), "ddp": bool(wrapped),
+            "steps": steps}
 
 
-def _sgd_step(model, x, y, lr):
+def _sgd_step(model, x, y, lr, loss=nn.functional.cross_entropy):
     """One plain SGD step of a copy of ``model`` on (x, y), in this one process: the single-process answer."""
     model = copy.deepcopy(model)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     opt.zero_grad()
-    nn.functional.cross_entropy(model(x), y).backward()
+    loss(model(x), y).backward()
     opt.step()
     return _flat(model)
+
+
+# Losses a beginner takes for cross-entropy: judged by the step each gives (for naming the mistake only).
+_OTHER_LOSSES = {
+    "nll_loss on the logits (it expects log-probabilities: cross_entropy = log_softmax + nll_loss)":
+        nn.functional.nll_loss,
+    "mse_loss against one-hot labels": lambda out, y: nn.functional.mse_loss(
+        out, nn.functional.one_hot(y, out.shape[1]).to(out.dtype)),
+}
+
+
+def _name_wrong_step(out: list, model, x, y, lr) -> None:
+    """Why the common step differs from the single-process one: the optimizer, its settings, the loss or the
+    step's size."""
+    steps = [s for o in out for s in o["steps"]]
+    names = {name for name, _lr, _wd in steps}
+    if names and names != {"SGD"}:
+        raise Mismatch(f"the step was taken by {', '.join(sorted(names))}: take it with torch.optim.SGD, as "
+                       "asked, so that it can be compared with one plain SGD step.")
+    if any(not math.isclose(step_lr, lr, rel_tol=1e-6) for _name, step_lr, _wd in steps):
+        got = next(step_lr for _name, step_lr, _wd in steps if not math.isclose(step_lr, lr, rel_tol=1e-6))
+        raise Mismatch(f"the optimizer's learning rate was {got:g}, not the lr given ({lr:g}): DDP already "
+                       "averages the gradients, so the single-process lr is the right one.")
+    if any(wd for _name, _lr, wd in steps):
+        raise Mismatch("the optimizer has weight_decay, which adds to the step: use plain "
+                       "torch.optim.SGD(parameters, lr=lr).")
+    for k in sorted({len(out), len(x) // len(out), len(x)} - {1}):
+        if values_close(out[0]["weights"], _sgd_step(model, x, y, lr * k), rtol=1e-4, atol=1e-6):
+            raise Mismatch(f"the step is {k} times too large: use the mean loss of the shard "
+                           "(cross_entropy's default), which DDP then averages over the ranks.")
+        if values_close(out[0]["weights"], _sgd_step(model, x, y, lr / k), rtol=1e-4, atol=1e-6):
+            extra = (f" Don't divide the loss by the world size ({len(out)}): DDP's all-reduce already averages "
+                     "the gradients." if k == len(out) else "")
+            raise Mismatch(f"the step is {k} times too small.{extra}")
+    for what, loss in _OTHER_LOSSES.items():
+        if values_close(out[0]["weights"], _sgd_step(model, x, y, lr, loss), rtol=1e-4, atol=1e-6):
+            raise Mismatch(f"the step is the one of {what}: use F.cross_entropy on the model's outputs.")
 
 
 def _judge_step(fn, case):
@@ -382,10 +526,7 @@ def _judge_step_on(fn, seed, n, lr, world):
     if not all(values_close(out[0]["weights"], o["weights"], rtol=1e-5, atol=1e-6) for o in out[1:]):
         raise Mismatch("the ranks ended with different weights: every rank must make the same step.")
     if not values_close(out[0]["weights"], full, rtol=1e-4, atol=1e-6):
-        for k in sorted({len(out), n // len(out), n}):
-            if values_close(out[0]["weights"], _sgd_step(model, x, y, lr * k), rtol=1e-4, atol=1e-6):
-                raise Mismatch(f"the step is {k} times too large: use the mean loss of the shard "
-                               "(cross_entropy's default), which DDP then averages over the ranks.")
+        _name_wrong_step(out, model, x, y, lr)
         raise Mismatch("the weights differ from one single-process SGD step on the whole batch: one step of "
                        "torch.optim.SGD with the given lr and the mean cross-entropy of this rank's shard.")
 
@@ -419,14 +560,20 @@ def _worker_checkpoint(answer, rank, world_size, seed, epoch, folder):
     saves, loads, barriers = [], [], []
     real_save, real_load, real_barrier = torch.save, torch.load, dist.barrier
 
+    def on_disk(f) -> bool:  # a path or an open file; not the buffers torch's object collectives use
+        return isinstance(f, (str, os.PathLike)) or hasattr(f, "name")
+
     def save(obj, f, *a, **k):
+        if not on_disk(f):
+            return real_save(obj, f, *a, **k)
         if rank == 0:
             time.sleep(0.3)  # a slow disk: a rank that does not wait sees no file yet
         saves.append(str(f))
         return real_save(obj, f, *a, **k)
 
     def load(f, *a, **k):
-        loads.append("map_location" in k or len(a) >= 1)
+        if on_disk(f):
+            loads.append("map_location" in k or len(a) >= 1)
         return real_load(f, *a, **k)
 
     def barrier(*a, **k):
@@ -489,14 +636,19 @@ def _judge_checkpoint(answer, case):
     failed = next((o["load_error"] for o in out if o["load_error"]), "")
     if failed:
         raise Mismatch(f"calling load_checkpoint(...) raised {failed}".rstrip(".") + ".")
-    if not out[0]["loaded"]:
+    if not any(o["loaded"] for o in out):
         raise Mismatch("load_checkpoint never called torch.load.")
-    if not all(o["map_location"] for o in out):
+    if not all(o["map_location"] for o in out if o["loaded"]):
         raise Mismatch("load with map_location: a checkpoint written by rank 0 from cuda:0 would otherwise be "
                        "loaded onto cuda:0 by every rank.")
+    missed = [r for r, o in enumerate(out) if not o["loaded"] and not o["weights"]]
+    if missed:  # a rank that neither read the file nor received its contents (rank 0 reading and broadcasting is fine)
+        raise Mismatch(f"on rank {missed[0]} the model was not restored: every rank must load the checkpoint "
+                       "into its own model (not only rank 0), each onto its own device.")
     if any(o["epoch"] != epoch for o in out):
-        got = next(o["epoch"] for o in out if o["epoch"] != epoch)
-        raise Mismatch(f"load_checkpoint returned {got!r}, not the epoch that was saved ({epoch}).")
+        rank, got = next((r, o["epoch"]) for r, o in enumerate(out) if o["epoch"] != epoch)
+        raise Mismatch(f"load_checkpoint returned {got!r} on rank {rank}, not the epoch that was saved ({epoch}): "
+                       "return it on every rank.")
     if not all(o["weights"] for o in out):
         raise Mismatch("after load_checkpoint the model's weights are not the saved ones: load the model's "
                        "state_dict into the model.")
@@ -523,52 +675,109 @@ ex4 = Exercise(
 
 # --------------------------------------------------------------- 5: resume after a killed worker
 
+RESUME_BATCH = 4  # the batch size Exercise 5 asks for
+
 
 def _worker_resume(answer, rank, world_size, seed, epochs, path, kill_after):
+    """One run of the answer's train_resumable; the last rank dies right after the answer's ``kill_after``-th
+    snapshot (counted, so that either way of numbering the snapshots is killed after the same epoch)."""
     from torch.utils.data import DistributedSampler, TensorDataset
 
-    saved, epochs_set = [], []
+    saved, epochs_set, samplers, batches, steps = [], [], [], [], []
     original_save = answer.save_checkpoint
 
     def save_then_maybe_die(model, optimizer, epoch, p):
         original_save(model, optimizer, epoch, p)
         saved.append(int(epoch))
-        if rank == world_size - 1 and int(epoch) == kill_after:
+        if rank == world_size - 1 and len(saved) == kill_after:
             os._exit(1)  # the worker is killed right after a snapshot
 
     answer.save_checkpoint = save_then_maybe_die
-    original_set_epoch = DistributedSampler.set_epoch
+    original_set_epoch, original_iter = DistributedSampler.set_epoch, DistributedSampler.__iter__
 
     def set_epoch(self, epoch):
         epochs_set.append(int(epoch))
         return original_set_epoch(self, epoch)
 
-    DistributedSampler.set_epoch = set_epoch
+    def iterate(self):
+        samplers.append({"shuffle": bool(self.shuffle), "seed": int(self.seed), "replicas": int(self.num_replicas)})
+        return original_iter(self)
+
+    DistributedSampler.set_epoch, DistributedSampler.__iter__ = set_epoch, iterate
     try:
         model = tiny_model(seed)
+        model[0].register_forward_pre_hook(lambda _m, inp: batches.append(int(inp[0].shape[0])))
         opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+        opt.register_step_post_hook(lambda *_: steps.append(1))
         x, y = tiny_batch(16, seed + 1)
         answer.train_resumable(model, opt, TensorDataset(x, y), epochs, path)
     finally:
-        DistributedSampler.set_epoch = original_set_epoch
-    return {"weights": _flat(model), "saved": saved, "set_epoch": epochs_set}
+        DistributedSampler.set_epoch, DistributedSampler.__iter__ = original_set_epoch, original_iter
+    return {"weights": _flat(model), "start": _flat(tiny_model(seed)), "saved": saved, "set_epoch": epochs_set,
+            "samplers": samplers, "batches": batches, "steps": len(steps)}
 
 
-def _judge_resume(answer, case):
+def _resume_funcs(answer) -> list:
     if not isinstance(answer, (tuple, list)) or len(answer) != 3:
         raise Mismatch("check (train_resumable, save_checkpoint, load_checkpoint) together, got "
                        f"{describe(answer)}.")
-    seed, epochs, kill_after = case
     names = ("train_resumable", "save_checkpoint", "load_checkpoint")
-    funcs = [_source_of(a, n) for a, n in zip(answer, names, strict=True)]
+    return [_source_of(a, n) for a, n in zip(answer, names, strict=True)]
+
+
+def _clean_run(funcs, seed, epochs) -> list:
     with tempfile.TemporaryDirectory(prefix="course-resume-") as folder:
-        clean = _run(funcs, "_worker_resume", (seed, epochs, os.path.join(folder, "clean.pt"), -1))
-        if clean[0]["saved"] != list(range(1, epochs + 1)):
-            raise Mismatch(f"a run of {epochs} epochs saved snapshots for epochs {clean[0]['saved']}: save one after "
-                           f"every epoch, with the number of epochs done (1 to {epochs}).")
-        if clean[0]["set_epoch"] != list(range(epochs)):
-            raise Mismatch(f"sampler.set_epoch was called with {clean[0]['set_epoch']}: call it once per epoch with "
-                           f"the epoch's number (0 to {epochs - 1}), or every epoch has the same order.")
+        return _run(funcs, "_worker_resume", (seed, epochs, os.path.join(folder, "clean.pt"), -1))
+
+
+def _observe_resume(answer, case):
+    """What a run that is never killed ends with (rank 0's weights): the lesson's recipe, shipped for the
+    visible case, so that a run that resumes consistently but trains otherwise is told apart."""
+    seed, epochs, _kill_after = case
+    return {"weights": _clean_run(_resume_funcs(answer), seed, epochs)[0]["weights"]}
+
+
+def _judge_clean_run(clean: list, epochs: int, expected: dict) -> None:
+    """The uninterrupted run: DDP training with a DistributedSampler, a snapshot per epoch, the recipe asked."""
+    first = clean[0]
+    if first["steps"] == 0 or values_close(first["weights"], first["start"], rtol=0, atol=0):
+        raise Mismatch(f"a run of {epochs} epochs left the weights as they were: for every batch, zero the "
+                       "gradients, compute the loss through the DDP model, backward(), optimizer.step().")
+    if not any(o["samplers"] for o in clean):
+        raise Mismatch("no DistributedSampler was read: give the DataLoader sampler=DistributedSampler(dataset, "
+                       "shuffle=True, seed=0), so that each rank reads its own part of every epoch.")
+    if not all(values_close(o["weights"], first["weights"], rtol=1e-5, atol=1e-6) for o in clean[1:]):
+        raise Mismatch("the ranks ended with different weights: run the batches through DDP(model), which "
+                       "averages the gradients, so that every rank takes the same steps.")
+    if first["saved"] not in (list(range(1, epochs + 1)), list(range(epochs))):
+        raise Mismatch(f"a run of {epochs} epochs saved snapshots for epochs {first['saved']}: save one after every "
+                       f"epoch, with the number of epochs done (1 to {epochs}).")
+    if first["set_epoch"] != list(range(epochs)):
+        raise Mismatch(f"sampler.set_epoch was called with {first['set_epoch']}: call it once per epoch with the "
+                       f"epoch's number (0 to {epochs - 1}), or every epoch has the same order.")
+    sizes = sorted(set(first["batches"]))
+    if sizes != [RESUME_BATCH]:
+        raise Mismatch(f"the model ran on batches of {sizes} examples: use DataLoader(dataset, "
+                       f"batch_size={RESUME_BATCH}, sampler=sampler), as asked.")
+    if first["steps"] != len(first["batches"]):
+        raise Mismatch(f"the run took {first['steps']} optimizer steps for {len(first['batches'])} batches: one "
+                       "step per batch (zero_grad, loss, backward, step).")
+    sampler = first["samplers"][0]
+    if not sampler["shuffle"] or sampler["seed"] != 0:
+        raise Mismatch(f"the sampler had shuffle={sampler['shuffle']}, seed={sampler['seed']}: use "
+                       "DistributedSampler(dataset, shuffle=True, seed=0), as asked.")
+    if not values_close(first["weights"], expected["weights"], rtol=1e-4, atol=1e-5):
+        raise Mismatch("a run that was never killed ends with other weights than the lesson's recipe: one step "
+                       "of the optimizer you are given per batch, on F.cross_entropy of the DDP model's output, "
+                       f"batches of {RESUME_BATCH} from DistributedSampler(dataset, shuffle=True, seed=0).")
+
+
+def _judge_resume(answer, case, expected):
+    seed, epochs, kill_after = case
+    funcs = _resume_funcs(answer)
+    clean = _clean_run(funcs, seed, epochs)
+    _judge_clean_run(clean, epochs, expected)
+    with tempfile.TemporaryDirectory(prefix="course-resume-") as folder:
         path = os.path.join(folder, "killed.pt")
         killed = distributed.run_on_ranks(funcs, f"{_MODULE}:_worker_resume", (seed, epochs, path, kill_after),
                                           timeout=config.collective_timeout())
@@ -576,21 +785,26 @@ def _judge_resume(answer, case):
             raise Mismatch(f"the run that should have been killed after epoch {kill_after} was not: "
                            f"{killed[-1].error or 'it finished'}.")
         resumed = _run(funcs, "_worker_resume", (seed, epochs, path, -1))
-    if resumed[0]["saved"][:1] != [kill_after + 1]:
+    got = resumed[0]
+    if got["set_epoch"][:1] == [0] and got["saved"][:1] == clean[0]["saved"][:1]:
         raise Mismatch(f"after the restart, training started again at epoch 0: load the snapshot when it exists "
-                       f"and go on from the epoch it holds ({kill_after}).")
-    if resumed[0]["set_epoch"] != list(range(kill_after, epochs)):
-        raise Mismatch(f"after the restart set_epoch was called with {resumed[0]['set_epoch']}, not {kill_after} to "
-                       f"{epochs - 1}: give it the real epoch number, or the resumed epochs repeat the data order of "
-                       "the first ones.")
-    if not values_close(resumed[0]["weights"], clean[0]["weights"], rtol=1e-5, atol=1e-6):
+                       f"and go on from the epoch after it (epoch {kill_after}, counting from 0).")
+    if got["set_epoch"] != list(range(kill_after, epochs)):
+        raise Mismatch(f"after the restart set_epoch was called with {got['set_epoch']}, not "
+                       f"{list(range(kill_after, epochs))}: a snapshot taken after {kill_after} epochs must resume "
+                       f"at epoch {kill_after} (counting from 0), so that no epoch is skipped or run twice.")
+    if got["saved"] != clean[0]["saved"][kill_after:]:
+        raise Mismatch(f"after the restart the snapshots were numbered {got['saved']}, but a run that was never "
+                       f"killed numbered them {clean[0]['saved'][kill_after:]} from there: number them the same "
+                       "way after a restart.")
+    if not values_close(got["weights"], clean[0]["weights"], rtol=1e-5, atol=1e-6):
         raise Mismatch("the resumed run ends with other weights than a run that was never killed: restore the model "
                        "and the optimizer from the snapshot, and give set_epoch the real epoch number.")
 
 
 ex5 = Exercise(
     5, "(train_resumable, save_checkpoint, load_checkpoint)", points=3, judge=_judge_resume,
-    cases=lambda: [(75, 3, 2)], needs_callable=False,
+    observe=_observe_resume, cases=lambda: [(75, 3, 2)], needs_callable=False,
     hints=[
         "When a worker dies, torchrun restarts every worker from the top of the script. The only memory of the "
         "killed run is the last snapshot: a restarted run that finds one must continue from there, with the same "
@@ -603,5 +817,6 @@ ex5 = Exercise(
         "sampler.set_epoch(____), one pass over loader, save_checkpoint(model, optimizer, ____, snapshot_path)",
     ],
 )
+
 
 EXERCISES = (ex1, ex2, ex3, ex4, ex5)

@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import io
 import json
+import linecache
 import os
 import re
 from pathlib import Path
@@ -57,9 +58,12 @@ def _answers(lesson: Lesson, numbers: set[int]) -> dict[int, object]:
         if not ("setup" in tags or grader.get("solution")):
             continue
         source = "\n".join(ln for ln in cell.source.splitlines() if not ln.lstrip().startswith(("!", "%")))
+        filename = f"<{lesson.source.name} cell {index}>"
+        # as IPython does for a cell: inspect.getsource reads it from here (lesson 07 sends answers by source)
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                exec(compile(source, f"{lesson.source.name} cell {index}", "exec"), namespace)  # noqa: S102
+                exec(compile(source, filename, "exec"), namespace)  # noqa: S102
         except Exception as err:  # noqa: BLE001 - the instructor sees which cell failed and why
             raise ReleaseError(f"{lesson.source}: cell {index} failed while computing the checks' expected "
                                f"values ({type(err).__name__}: {err}). The setup cell and the answer cells must "
