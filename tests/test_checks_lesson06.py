@@ -229,3 +229,14 @@ def test_ex3_a_restore_that_rebinds_its_argument_is_named():
             model.load_state_dict(self.state)
     assert_incorrect(L.ex3.check(Rebinds), "load_state_dict", "changes nothing outside")
     assert_correct(L.ex3.check(Loads))
+
+
+def test_the_instant_checks_catch_ties_and_a_missing_class_too():
+    """What the prompts state (the earliest of tied epochs, only a lower loss is a new best, the size from
+    num_classes) is judged by the learner's instant check as well, not only by the hidden tests."""
+    last_of_ties = lambda h: max(i for i, v in enumerate(h["val_loss"]) if v == min(h["val_loss"])) + 1  # noqa: E731
+    assert_incorrect(L.ex2.check(last_of_ties), "tie", "earlier")
+    loose = type("Loose", (Right,), {"__init__": lambda s, p: Stopper.__init__(s, p, strict=False)})
+    assert_incorrect(L.ex3.check(loose), "equal to the best is not an improvement", "use <")
+    sized_by_data = lambda p, t, k: _confusion(p, t, int(max(p.max(), t.max())) + 1)  # noqa: E731
+    assert_incorrect(L.ex5.check(sized_by_data), "num_classes")

@@ -134,7 +134,11 @@ def _judge_best(fn, history, want):
 def _cases_best():
     return [{"train_loss": [0.9, 0.6, 0.45, 0.35, 0.28, 0.22],
              "val_loss": [0.8, 0.55, 0.5, 0.52, 0.49, 0.58],
-             "val_accuracy": [0.70, 0.80, 0.84, 0.83, 0.82, 0.81]}]
+             "val_accuracy": [0.70, 0.80, 0.84, 0.83, 0.82, 0.81]},
+            # two epochs tie for the lowest validation loss: the earlier one is the answer
+            {"train_loss": [0.8, 0.5, 0.4, 0.33, 0.3],
+             "val_loss": [0.7, 0.45, 0.5, 0.45, 0.6],
+             "val_accuracy": [0.72, 0.83, 0.84, 0.82, 0.8]}]
 
 
 ex2 = Exercise(
@@ -229,7 +233,9 @@ def _judge_stopping(cls, case, expected):
 
 
 def _cases_stopping():
-    return [([1.0, 0.8, 0.9, 0.85, 0.88, 0.87, 0.7], 3), ([0.9, 0.7, 0.6, 0.65, 0.5, 0.55], 2)]
+    # the third has losses equal to the best, which are not improvements ("lower" in the exercise)
+    return [([1.0, 0.8, 0.9, 0.85, 0.88, 0.87, 0.7], 3), ([0.9, 0.7, 0.6, 0.65, 0.5, 0.55], 2),
+            ([0.9, 0.6, 0.7, 0.6, 0.6, 0.5], 3)]
 
 
 ex3 = Exercise(
@@ -379,7 +385,10 @@ def _cases_confusion():
     g = _gen(70)
     labels = torch.randint(0, 4, (30,), generator=g)
     preds = torch.where(torch.rand(30, generator=g) < 0.6, labels, torch.randint(0, 4, (30,), generator=g))
-    return [(preds, labels, 4)]
+    # and a case where the last class never occurs, in the predictions or in the labels: the size comes from
+    # num_classes, not from the largest class seen
+    few = torch.tensor([0, 2, 1, 2, 0, 3, 2, 1])
+    return [(preds, labels, 4), (torch.tensor([0, 2, 2, 2, 0, 3, 1, 1]), few, 6)]
 
 
 ex5 = Exercise(

@@ -744,11 +744,11 @@ def _judge_clean_run(clean: list, epochs: int, expected: dict) -> None:
         raise Mismatch(f"a run of {epochs} epochs left the weights as they were: for every batch, zero the "
                        "gradients, compute the loss through the DDP model, backward(), optimizer.step().")
     if not any(o["samplers"] for o in clean):
-        raise Mismatch("no DistributedSampler was read: give the DataLoader sampler=DistributedSampler(dataset, "
-                       "shuffle=True, seed=0), so that each rank reads its own part of every epoch.")
+        raise Mismatch("no DistributedSampler was read: give the DataLoader a DistributedSampler (shuffle=True, "
+                       "seed=0) as its sampler, so that each rank reads its own part of every epoch.")
     if not all(values_close(o["weights"], first["weights"], rtol=1e-5, atol=1e-6) for o in clean[1:]):
-        raise Mismatch("the ranks ended with different weights: run the batches through DDP(model), which "
-                       "averages the gradients, so that every rank takes the same steps.")
+        raise Mismatch("the ranks ended with different weights: wrap the model in DDP and run the batches through "
+                       "the wrapper, which averages the gradients, so that every rank takes the same steps.")
     if first["saved"] not in (list(range(1, epochs + 1)), list(range(epochs))):
         raise Mismatch(f"a run of {epochs} epochs saved snapshots for epochs {first['saved']}: save one after every "
                        f"epoch, with the number of epochs done (1 to {epochs}).")
@@ -764,12 +764,12 @@ def _judge_clean_run(clean: list, epochs: int, expected: dict) -> None:
                        "step per batch (zero_grad, loss, backward, step).")
     sampler = first["samplers"][0]
     if not sampler["shuffle"] or sampler["seed"] != 0:
-        raise Mismatch(f"the sampler had shuffle={sampler['shuffle']}, seed={sampler['seed']}: use "
-                       "DistributedSampler(dataset, shuffle=True, seed=0), as asked.")
+        raise Mismatch(f"the sampler had shuffle={sampler['shuffle']}, seed={sampler['seed']}: the exercise asks "
+                       "for shuffle=True and seed=0.")
     if not values_close(first["weights"], expected["weights"], rtol=1e-4, atol=1e-5):
         raise Mismatch("a run that was never killed ends with other weights than the lesson's recipe: one step "
                        "of the optimizer you are given per batch, on F.cross_entropy of the DDP model's output, "
-                       f"batches of {RESUME_BATCH} from DistributedSampler(dataset, shuffle=True, seed=0).")
+                       f"batches of {RESUME_BATCH} from a DistributedSampler with shuffle=True and seed=0.")
 
 
 def _judge_resume(answer, case, expected):
