@@ -38,6 +38,8 @@ def test_ex1_to_float_pixels():
     assert_incorrect(L.ex1.check(lambda im: (im.float() / 255).flatten()), "shape")
     assert_incorrect(L.ex1.check(lambda im: (im.float() / 255).numpy()), "torch.Tensor", "numpy")
     assert_incorrect(L.ex1.check(lambda im: None), "return")
+    # scaling by the brightest pixel seen fits a batch that has a 255; the visible dark batch has none
+    assert_incorrect(L.ex1.check(lambda im: im.float() / im.max()), "brightest pixel", "255")
 
 
 # ------------------------------------------------------------------ exercise 2
@@ -87,6 +89,9 @@ def test_ex4_flatten_images():
     assert_incorrect(L.ex4.check(lambda im: im.reshape(-1, im.shape[0])), "shape (8, 784), got (784, 8)")
     assert_incorrect(L.ex4.check(lambda im: im.squeeze(1)), "flatten each image")
     assert_incorrect(L.ex4.check(lambda im: im.transpose(2, 3).reshape(len(im), -1)), "original order")
+    # what the prompt promises is in the instant check too, not only in the hidden tests
+    assert_incorrect(L.ex4.check(lambda im: im.view(-1, 784)), "hard-coded")
+    assert_incorrect(L.ex4.check(lambda im: im.view(im.size(0), -1)), "contiguous", "reshape")
 
 
 @pytest.mark.parametrize("wrong, words", [

@@ -42,6 +42,7 @@ def test_ex1_softmax():
                      "nan or inf", "each slice")
     assert_incorrect(L.ex1.check(lambda x, dim: softmax(x, -1)), "dim argument", "hard-code")
     assert_incorrect(L.ex1.check(lambda x, dim: softmax(x, 0)), "along dim=0")
+    assert_incorrect(L.ex1.check(lambda x, dim: softmax(x, 1)), "along dim=1", "hard-code")  # right on 2-D, dim=-1
     assert_incorrect(L.ex1.check(lambda x, dim: x.exp() / x.exp().sum(dim)), "keepdim=True")
     assert_incorrect(L.ex1.check(lambda x, dim: softmax(x - x.amax(dim), dim)), "keepdim=True")
     assert_incorrect(L.ex1.check(lambda x, dim: (x - x.max(dim, keepdim=True)).exp()), "values, indices")

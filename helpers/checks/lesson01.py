@@ -58,13 +58,18 @@ def _judge_pixels(fn, images):
         raise Mismatch("the values still go up to 255: divide by 255 so pixels lie in [0, 1].")
     if values_close(got.double() * 256, images.double(), atol=1e-3):
         raise Mismatch("the values are slightly too small: the largest uint8 value is 255, not 256.")
+    brightest = int(images.max())
+    if 0 < brightest < 255 and values_close(got.double() * brightest, images.double(), atol=1e-3):
+        raise Mismatch(f"you divided by the brightest pixel of these images ({brightest}), so it became 1.0: divide "
+                       "by 255, the largest value a uint8 pixel can hold, so that every image gets the same scale.")
     raise Mismatch("the values are wrong: pixel 0 should become 0.0 and pixel 255 should become 1.0.")
 
 
 def _cases_pixels():
     images = torch.randint(0, 256, (4, 28, 28), generator=_gen(1), dtype=torch.uint8)
     images[0, 0, 0], images[0, 0, 1] = 0, 255
-    return [images]
+    dark = torch.randint(0, 90, (2, 6, 6), generator=_gen(11), dtype=torch.uint8)  # 255 maps to 1.0 even here
+    return [images, dark]
 
 
 ex1 = Exercise(
@@ -226,7 +231,11 @@ def _flatten_error(message: str) -> str | None:
 
 
 def _cases_flatten():
-    return [torch.rand(8, 1, 28, 28, generator=_gen(4))]
+    # what the prompt promises: any batch size (one image too), channels and size, and a batch that is not
+    # contiguous (transposed images)
+    g = _gen(4)
+    return [torch.rand(8, 1, 28, 28, generator=g), torch.rand(1, 3, 5, 7, generator=g),
+            torch.rand(3, 1, 28, 28, generator=g).transpose(2, 3)]
 
 
 ex4 = Exercise(

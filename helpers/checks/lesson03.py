@@ -147,7 +147,8 @@ def _judge_softmax(fn, case, *, log=False):
 def _cases_softmax():
     g = _gen(31)
     return [(torch.randn(4, 5, generator=g) * 3, -1), (torch.randn(2, 3, 4, generator=g), 1),
-            (torch.randn(3, 3, generator=g) * 2, -1), (torch.tensor([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]]), -1)]
+            (torch.randn(3, 3, generator=g) * 2, -1), (torch.tensor([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]]), -1),
+            (torch.randn(4, 3, generator=g), 0), (torch.randn(2, 3, 4, generator=g), -1)]  # any dim, not only 1
 
 
 ex1 = Exercise(
