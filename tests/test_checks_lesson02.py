@@ -151,6 +151,9 @@ def test_ex2_count_parameters():
     assert_incorrect(L.ex2.check(lambda m: count_parameters(m) + 0.5), "whole number")
     assert_incorrect(L.ex2.check(lambda m: np.float64(count_parameters(m) + 0.5)), "the numpy float64 15.5")
     assert_incorrect(L.ex2.check(lambda m: None), "whole number", "None")
+    direct = lambda m: sum(p.numel() for c in m.children() for p in c.parameters(recurse=False)  # noqa: E731
+                           if p.requires_grad)
+    assert_incorrect(L.ex2.check(direct), "directly inside the model", "every level")
     with pytest.raises(TypeError, match="without the parentheses"):
         L.ex2.check(count_parameters(nn.Linear(2, 2)))
 

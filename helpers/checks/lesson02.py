@@ -315,6 +315,9 @@ def _judge_count(fn, model, expected):
         "a layer used twice in the model holds one set of parameters: count each parameter once "
         "(model.parameters() lists a shared one once).":
             sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False) if p.requires_grad),
+        "you counted only the layers directly inside the model: a layer inside a block (an nn.Sequential in "
+        "the model) has parameters too, and model.parameters() reaches every level.":
+            sum(p.numel() for m in model.children() for p in m.parameters(recurse=False) if p.requires_grad),
     }
     advice = next((m for m, v in mistakes.items() if v == got and v != expected),
                   "add up p.numel() over model.parameters(), keeping those with p.requires_grad.")
@@ -324,8 +327,9 @@ def _judge_count(fn, model, expected):
 def _cases_count():
     with torch.random.fork_rng(devices=[]):
         model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
+        nested = nn.Sequential(nn.Sequential(nn.Linear(5, 3), nn.Tanh()), nn.Linear(3, 2))  # a block in a block
     model[0].requires_grad_(False)  # a frozen first layer
-    return [model]
+    return [model, nested]
 
 
 ex2 = Exercise(
