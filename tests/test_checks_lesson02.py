@@ -124,6 +124,12 @@ def test_ex1_usage_errors_are_type_errors():
         L.ex1.check((make_sequential_mlp, MLP()))
 
 
+def test_ex1_ex6_instant_checks_include_the_transposed_batch_of_the_graded_tests():
+    assert_incorrect(L.ex1.check((make_sequential_mlp, _mlp(flatten=lambda x: x.view(-1, 784)))), "contiguous")
+    viewed = type("ViewNet", (FixedNet,), {"forward": lambda s, x: s.fc2(torch.relu(s.fc1(x.view(len(x), -1))))})
+    assert_incorrect(L.ex6.check(viewed), "contiguous", "flatten(1)")
+
+
 def test_ex1_hidden_cases():
     L.ex1.grade((make_sequential_mlp, MLP), cases=_hidden_images(),
                     reference=(make_sequential_mlp, None))

@@ -258,7 +258,9 @@ def _judge_mlp(answer, images, expected):
 
 ex1 = Exercise(
     1, "(make_sequential_mlp, MLP)", points=3, judge=_judge_mlp, observe=_observe_mlp,
-    cases=lambda: [torch.rand(6, 1, 28, 28, generator=_gen(11))], needs_callable=False,
+    # a transposed batch too, as the graded test says: view() cannot flatten it, flatten() and reshape() can
+    cases=lambda: [torch.rand(6, 1, 28, 28, generator=_gen(11)), torch.rand(3, 1, 28, 28, generator=_gen(14)).mT],
+    needs_callable=False,
     hints=[
         "Both models compute flatten -> Linear(784, 128) -> ReLU -> Linear(128, 10) and return logits.",
         "nn.Sequential runs the layers you list in order: nn.Flatten, nn.Linear, nn.ReLU, nn.Linear. In "
@@ -540,7 +542,7 @@ def _judge_fixed(cls, images, expected):
 
 ex6 = Exercise(
     6, "FixedNet", points=3, judge=_judge_fixed, observe=lambda cls, images: _run_fixed(cls, images)[1],
-    cases=lambda: [torch.rand(4, 1, 28, 28, generator=_gen(13))],
+    cases=lambda: [torch.rand(4, 1, 28, 28, generator=_gen(13)), torch.rand(2, 1, 28, 28, generator=_gen(15)).mT],
     hints=[
         "There are three bugs: one in the first line of __init__, one in a layer's size, one in forward. "
         "Run BrokenNet()(images) and read each error.",
