@@ -96,6 +96,14 @@ def test_ex2_flatten_size():
     assert_correct(L.ex2.check(lambda f, s: torch.tensor(f(torch.zeros(1, *s)).shape[1:]).prod()))
 
 
+def test_ex2_instant_check_uses_a_colour_image_that_is_not_square():
+    """"Any feature layers and any input shape": a dummy image of a fixed or square shape is named at the check."""
+    assert_incorrect(L.ex2.check(lambda f, s: f(torch.zeros(1, 1, 28, 28))[0].numel()),
+                     "3 channels", "input_shape's number of channels")
+    assert_incorrect(L.ex2.check(lambda f, s: f(torch.zeros(1, s[0], 28, 28))[0].numel()), "28×28 image")
+    assert_incorrect(L.ex2.check(lambda f, s: f(torch.zeros(1, s[0], s[1], s[1]))[0].numel()), "square image")
+
+
 def test_ex2_hidden_cases_catch_hard_coded_sizes():
     hidden = [(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(2)), (3, 32, 32)),
               (L.classic_features(), (1, 36, 28))]

@@ -109,6 +109,11 @@ def padded_features() -> nn.Sequential:
                          nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
 
 
+def colour_features() -> nn.Sequential:
+    """Feature layers for colour (3-channel) images, for a check on a non-square RGB input."""
+    return nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 10, 3))
+
+
 def _out_shape(features, shape):
     model = copy.deepcopy(features).eval()
     with torch.no_grad():
@@ -134,11 +139,31 @@ def _judge_flatten(fn, case):
                        "(the output's C·H·W, without the batch dimension).")
     if got == out[0]:
         raise Mismatch(f"{where}: that is only the number of channels; multiply by height and width too.")
+    _mistaken_shapes(features, shape, got, where)
     raise Mismatch(f"{where}, which is wrong: pass a dummy batch torch.zeros(1, *input_shape) through "
                    "`features` and count the numbers per image.")
 
 
+def _mistaken_shapes(features, shape, got, where) -> None:
+    """Name a dummy image of another shape than input_shape: 28×28 always, or square."""
+    def numbers(other):
+        try:
+            return math.prod(_out_shape(features, other))
+        except RuntimeError:  # the layers cannot take that shape
+            return None
+    channels, height, width = shape
+    if (height, width) != (28, 28) and got == numbers((channels, 28, 28)):
+        raise Mismatch(f"{where}: that is the size for a 28×28 image; build the dummy image from input_shape "
+                       "(torch.zeros(1, *input_shape)), whatever its height and width.")
+    if height != width and got in (numbers((channels, height, height)), numbers((channels, width, width))):
+        raise Mismatch(f"{where}: that is the size for a square image; height and width can differ, so use "
+                       "both from input_shape.")
+
+
 def _flatten_error(message: str) -> str | None:
+    if "channels, but got" in message:
+        return ("The dummy image needs input_shape's number of channels: build it from input_shape, "
+                "torch.zeros(1, *input_shape), not from a fixed shape.")
     if "Expected 3D (unbatched) or 4D (batched) input" in message or "expected input" in message:
         return "The dummy input needs a batch dimension: torch.zeros(1, *input_shape)."
     if "not callable" in message or "unsupported operand" in message:
@@ -147,7 +172,8 @@ def _flatten_error(message: str) -> str | None:
 
 
 def _cases_flatten():
-    return [(classic_features(), (1, 28, 28)), (padded_features(), (1, 28, 28))]
+    # "any feature layers and any input shape": a colour image that is not square too
+    return [(classic_features(), (1, 28, 28)), (padded_features(), (1, 28, 28)), (colour_features(), (3, 20, 16))]
 
 
 ex2 = Exercise(
