@@ -504,10 +504,17 @@ def step_mse_one_hot(model, images, labels, lr):
     _shard_step(model, images, labels, loss=lambda out, y: F.mse_loss(out, F.one_hot(y, 3).float()), lr=lr)
 
 
+def ddp_step_logging_the_whole_batch(model, images, labels, lr):  # an evaluation under no_grad trains nothing
+    with torch.no_grad():
+        F.cross_entropy(model(images), labels).item()
+    _shard_step(model, images, labels, lr=lr)
+
+
 def test_ddp_step_right_answers_pass():
     _passes(checks.ex3, ddp_step)
     _passes(checks.ex3, ddp_step_strided)
     _passes(checks.ex3, ddp_step_with_a_helper)
+    _passes(checks.ex3, ddp_step_logging_the_whole_batch)
 
 
 @pytest.mark.parametrize("answer, words", [
@@ -792,10 +799,42 @@ def train_only_snapshots(model, optimizer, dataset, epochs, snapshot_path):  # r
         save_checkpoint(model, optimizer, epoch + 1, snapshot_path)
 
 
+def train_and_evaluate_each_epoch(model, optimizer, dataset, epochs, snapshot_path):
+    start = load_checkpoint(snapshot_path, model, optimizer) if os.path.exists(snapshot_path) else 0
+    ddp = DDP(model)
+    sampler = DistributedSampler(dataset, shuffle=True, seed=0)
+    loader = DataLoader(dataset, batch_size=4, sampler=sampler)
+    for epoch in range(start, epochs):
+        sampler.set_epoch(epoch)
+        for x, y in loader:
+            optimizer.zero_grad()
+            F.cross_entropy(ddp(x), y).backward()
+            optimizer.step()
+        with torch.no_grad():  # the whole data set, for the log: not a training batch
+            x_all, y_all = dataset.tensors
+            (model(x_all).argmax(1) == y_all).float().mean()
+        save_checkpoint(model, optimizer, epoch + 1, snapshot_path)
+
+
+def train_with_an_optimizer_of_its_own(model, optimizer, dataset, epochs, snapshot_path):
+    start = load_checkpoint(snapshot_path, model, optimizer) if os.path.exists(snapshot_path) else 0
+    ddp = DDP(model)
+    own = torch.optim.SGD(ddp.parameters(), lr=0.2, momentum=0.9)  # not the one given: its state is never saved
+    sampler = DistributedSampler(dataset, shuffle=True, seed=0)
+    for epoch in range(start, epochs):
+        sampler.set_epoch(epoch)
+        for x, y in DataLoader(dataset, batch_size=4, sampler=sampler):
+            own.zero_grad()
+            F.cross_entropy(ddp(x), y).backward()
+            own.step()
+        save_checkpoint(model, optimizer, epoch + 1, snapshot_path)
+
+
 def test_resume_right_answer_passes():
     _passes(checks.ex5, (train_resumable, save_checkpoint, load_checkpoint))
     _passes(checks.ex5, (train_resumable_with_constants, save_checkpoint, load_checkpoint))
     _passes(checks.ex5, (train_numbers_snapshots_by_index, save_checkpoint_env, load_on_rank_zero_and_broadcast))
+    _passes(checks.ex5, (train_and_evaluate_each_epoch, save_checkpoint, load_checkpoint))
 
 
 def test_resume_hidden_cases_compare_with_the_reference_of_the_hidden_test():
@@ -820,6 +859,7 @@ def test_resume_hidden_cases_compare_with_the_reference_of_the_hidden_test():
     ((train_two_steps_a_batch, save_checkpoint, load_checkpoint), ["12 optimizer steps for 6 batches"]),
     ((train_nll_on_logits, save_checkpoint, load_checkpoint), ["other weights than the lesson's recipe"]),
     ((train_only_snapshots, save_checkpoint, load_checkpoint), ["left the weights as they were"]),
+    ((train_with_an_optimizer_of_its_own, save_checkpoint, load_checkpoint), ["never took a step", "of your own"]),
 ])
 def test_resume_wrong_answers_are_named(answer, words):
     _fails(checks.ex5, answer, *words)

@@ -420,7 +420,8 @@ def _worker_step(answer, rank, world_size, seed, n, lr):
     model = tiny_model(seed)
     x, y = tiny_batch(n, seed + 1)
     seen: list[torch.Tensor] = []
-    model[0].register_forward_pre_hook(lambda _m, inp: seen.append(inp[0].detach().clone()))
+    model[0].register_forward_pre_hook(  # what the model trained on (a forward under no_grad only evaluates)
+        lambda _m, inp: seen.append(inp[0].detach().clone()) if torch.is_grad_enabled() else None)
     wrapped = []
     original = nn.parallel.DistributedDataParallel.forward
 
@@ -706,7 +707,8 @@ def _worker_resume(answer, rank, world_size, seed, epochs, path, kill_after):
     DistributedSampler.set_epoch, DistributedSampler.__iter__ = set_epoch, iterate
     try:
         model = tiny_model(seed)
-        model[0].register_forward_pre_hook(lambda _m, inp: batches.append(int(inp[0].shape[0])))
+        model[0].register_forward_pre_hook(  # the training batches (a forward under no_grad only evaluates)
+            lambda _m, inp: batches.append(int(inp[0].shape[0])) if torch.is_grad_enabled() else None)
         opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
         opt.register_step_post_hook(lambda *_: steps.append(1))
         x, y = tiny_batch(16, seed + 1)
@@ -740,9 +742,12 @@ def _observe_resume(answer, case):
 def _judge_clean_run(clean: list, epochs: int, expected: dict) -> None:
     """The uninterrupted run: DDP training with a DistributedSampler, a snapshot per epoch, the recipe asked."""
     first = clean[0]
-    if first["steps"] == 0 or values_close(first["weights"], first["start"], rtol=0, atol=0):
+    if values_close(first["weights"], first["start"], rtol=0, atol=0):
         raise Mismatch(f"a run of {epochs} epochs left the weights as they were: for every batch, zero the "
                        "gradients, compute the loss through the DDP model, backward(), optimizer.step().")
+    if first["steps"] == 0:
+        raise Mismatch("the optimizer that train_resumable is given never took a step: train with it, not with one "
+                       "of your own, since its state is what the snapshots save and a restart restores.")
     if not any(o["samplers"] for o in clean):
         raise Mismatch("no DistributedSampler was read: give the DataLoader a DistributedSampler (shuffle=True, "
                        "seed=0) as its sampler, so that each rank reads its own part of every epoch.")
