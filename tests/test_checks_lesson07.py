@@ -790,7 +790,8 @@ def train_nll_on_logits(model, optimizer, dataset, epochs, snapshot_path):
 
 
 def train_only_snapshots(model, optimizer, dataset, epochs, snapshot_path):  # resumes perfectly, trains nothing
-    # (the barrier stands in for DDP's start, which keeps rank 0 from writing a snapshot before rank 1 looked)
+    # (the barrier lets rank 0 write its first snapshot at once: this answer never runs the model, so the check
+    # would wait RESUME_START_S for the other ranks to begin)
     start = load_checkpoint(snapshot_path, model, optimizer) if os.path.exists(snapshot_path) else 0
     dist.barrier()
     sampler = DistributedSampler(dataset, shuffle=True, seed=0)

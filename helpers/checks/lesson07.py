@@ -686,8 +686,11 @@ def _worker_resume(answer, rank, world_size, seed, epochs, path, kill_after):
 
     saved, epochs_set, samplers, batches, steps = [], [], [], [], []
     original_save = answer.save_checkpoint
+    started = [f"{path}.started{r}" for r in range(world_size)]  # a rank's first forward: past its start-up
 
     def save_then_maybe_die(model, optimizer, epoch, p):
+        if not saved:  # no snapshot before every rank has begun: one that came first would find it and resume
+            _wait_for(started, RESUME_START_S)
         original_save(model, optimizer, epoch, p)
         saved.append(int(epoch))
         if rank == world_size - 1 and len(saved) == kill_after:
@@ -709,6 +712,7 @@ def _worker_resume(answer, rank, world_size, seed, epochs, path, kill_after):
         model = tiny_model(seed)
         model[0].register_forward_pre_hook(  # the training batches (a forward under no_grad only evaluates)
             lambda _m, inp: batches.append(int(inp[0].shape[0])) if torch.is_grad_enabled() else None)
+        model[0].register_forward_pre_hook(lambda *_: open(started[rank], "a").close())  # noqa: SIM115
         opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
         opt.register_step_post_hook(lambda *_: steps.append(1))
         x, y = tiny_batch(16, seed + 1)
@@ -717,6 +721,18 @@ def _worker_resume(answer, rank, world_size, seed, epochs, path, kill_after):
         DistributedSampler.set_epoch, DistributedSampler.__iter__ = original_set_epoch, original_iter
     return {"weights": _flat(model), "start": _flat(tiny_model(seed)), "saved": saved, "set_epoch": epochs_set,
             "samplers": samplers, "batches": batches, "steps": len(steps)}
+
+
+RESUME_START_S = 5.0  # how long rank 0's first snapshot waits for the other ranks to begin training
+
+
+def _wait_for(files: list, seconds: float) -> None:
+    """Until every file exists, or ``seconds`` have passed. An answer without DDP (no collective before its
+    first snapshot) would otherwise race: a rank that starts late finds rank 0's first snapshot and resumes
+    from it, and the check would name a hang instead of the missing DDP."""
+    deadline = time.monotonic() + seconds
+    while not all(os.path.exists(f) for f in files) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _resume_funcs(answer) -> list:
