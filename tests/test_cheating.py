@@ -41,7 +41,7 @@ import matplotlib
 import nbformat
 import pytest
 
-from helpers.course.lessons import find_lessons, read_source
+from helpers.course.lessons import compile_cell, find_lessons, read_source
 from helpers.grading import copying, course
 from tests.conftest import ROOT
 
@@ -161,11 +161,8 @@ def _alarm(signum, frame):
 
 
 def _compiled(source: str):
-    """``source`` compiled under a file name that ``inspect.getsource`` can read back, as IPython registers
-    each cell: lesson 07 sends the answer's functions to its worker processes by their source."""
-    name = f"<answer-{len(linecache.cache)}-{hash(source) & 0xFFFFFFFF:x}>"
-    linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)
-    return compile(source, name, "exec")
+    """``source`` compiled under a file name of its own that ``inspect.getsource`` can read back."""
+    return compile_cell(source, f"<answer-{len(linecache.cache)}-{hash(source) & 0xFFFFFFFF:x}>")
 
 
 def run(ex: Exercise, define: str | None = None, bind: dict | None = None, imports: str = "") -> bool:

@@ -14,13 +14,12 @@ import contextlib
 import importlib
 import io
 import json
-import linecache
 import os
 import re
 from pathlib import Path
 
 from helpers.checks.core import ATOL, RTOL
-from helpers.course.lessons import Lesson, ReleaseError, read_source
+from helpers.course.lessons import Lesson, ReleaseError, compile_cell, read_source
 
 
 def _exercises(lesson: Lesson) -> dict:
@@ -58,12 +57,9 @@ def _answers(lesson: Lesson, numbers: set[int]) -> dict[int, object]:
         if not ("setup" in tags or grader.get("solution")):
             continue
         source = "\n".join(ln for ln in cell.source.splitlines() if not ln.lstrip().startswith(("!", "%")))
-        filename = f"<{lesson.source.name} cell {index}>"
-        # as IPython does for a cell: inspect.getsource reads it from here (lesson 07 sends answers by source)
-        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                exec(compile(source, filename, "exec"), namespace)  # noqa: S102
+                exec(compile_cell(source, f"<{lesson.source.name} cell {index}>"), namespace)  # noqa: S102
         except Exception as err:  # noqa: BLE001 - the instructor sees which cell failed and why
             raise ReleaseError(f"{lesson.source}: cell {index} failed while computing the checks' expected "
                                f"values ({type(err).__name__}: {err}). The setup cell and the answer cells must "
