@@ -735,9 +735,9 @@ def train_relative_epoch(model, optimizer, dataset, epochs, snapshot_path):
 
 
 def _train(model, optimizer, dataset, epochs, snapshot_path, *, resume_after=0, number_from=1, ddp=True,
-           batch_size=4, shuffle=True, seed=0, steps=1, loss=F.cross_entropy, sampler=True):
+           batch_size=4, shuffle=True, seed=0, steps=1, loss=F.cross_entropy, sampler=True, evaluate=False):
     """The reference loop with one thing changed: how snapshots are numbered and resumed, DDP, the sampler,
-    the batch size, the loss, the steps per batch."""
+    the batch size, the loss, the steps per batch, an evaluation on the whole data set after each epoch."""
     start = load_checkpoint(snapshot_path, model, optimizer) + resume_after if os.path.exists(snapshot_path) else 0
     net = DDP(model) if ddp else model
     order = DistributedSampler(dataset, shuffle=shuffle, seed=seed) if sampler else None
@@ -750,6 +750,10 @@ def _train(model, optimizer, dataset, epochs, snapshot_path, *, resume_after=0, 
             loss(net(x), y).backward()
             for _ in range(steps):
                 optimizer.step()
+        if evaluate:
+            with torch.no_grad():  # the whole data set, for the log: not a training batch
+                x_all, y_all = dataset.tensors
+                (model(x_all).argmax(1) == y_all).float().mean()
         save_checkpoint(model, optimizer, epoch + number_from, snapshot_path)
 
 
@@ -800,21 +804,8 @@ def train_only_snapshots(model, optimizer, dataset, epochs, snapshot_path):  # r
         save_checkpoint(model, optimizer, epoch + 1, snapshot_path)
 
 
-def train_and_evaluate_each_epoch(model, optimizer, dataset, epochs, snapshot_path):
-    start = load_checkpoint(snapshot_path, model, optimizer) if os.path.exists(snapshot_path) else 0
-    ddp = DDP(model)
-    sampler = DistributedSampler(dataset, shuffle=True, seed=0)
-    loader = DataLoader(dataset, batch_size=4, sampler=sampler)
-    for epoch in range(start, epochs):
-        sampler.set_epoch(epoch)
-        for x, y in loader:
-            optimizer.zero_grad()
-            F.cross_entropy(ddp(x), y).backward()
-            optimizer.step()
-        with torch.no_grad():  # the whole data set, for the log: not a training batch
-            x_all, y_all = dataset.tensors
-            (model(x_all).argmax(1) == y_all).float().mean()
-        save_checkpoint(model, optimizer, epoch + 1, snapshot_path)
+def train_and_evaluate_each_epoch(model, optimizer, dataset, epochs, snapshot_path):  # right: passes
+    _train(model, optimizer, dataset, epochs, snapshot_path, evaluate=True)
 
 
 def train_with_an_optimizer_of_its_own(model, optimizer, dataset, epochs, snapshot_path):

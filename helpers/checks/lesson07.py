@@ -241,8 +241,7 @@ def _name_partial_averages(out: list, total: list) -> None:
     if done and kept and len(done) + len(kept) == len(total):
         raise Mismatch(f"{len(done)} of the model's {len(total)} parameters {'has' if len(done) == 1 else 'have'} "
                        f"the averaged gradient, and {len(kept)} still {'has' if len(kept) == 1 else 'have'} this "
-                       "rank's own: loop over every parameter in "
-                       "model.parameters().")
+                       "rank's own: loop over every parameter in model.parameters().")
 
 
 def _judge_allreduce(fn, case):
